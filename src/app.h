@@ -1,0 +1,54 @@
+/*
+ * app: the kinds of application drover hosts, behind one small vtable.
+ *
+ * The spec on the command line picks the kind: a spec whose part before
+ * the last ':' ends in ".so" or contains '/' is a native app
+ * (path/to/app.so:symbol), anything else a Python WSGI app
+ * (package.module:callable). Loading happens once: in the master when
+ * preloading, in each worker otherwise.
+ */
+#ifndef DRV_APP_H
+#define DRV_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "response.h"
+
+struct drv_app;
+
+struct drv_app_ops {
+    const char *kind; /* "native", "python" */
+    /* Serve one request. Returns 0 when the response was started (see
+     * response.h), -1 when the app failed: the caller answers 500 if the
+     * head was not committed, else drops the connection. */
+    int (*call)(struct drv_app *app, struct drv_request *req,
+                struct drv_response *res);
+    /* In each worker after fork. Returns 0 or -1 with err filled. */
+    int (*post_fork)(struct drv_app *app, char *err, size_t errlen);
+    /* Release the app (calls its fini). */
+    void (*free)(struct drv_app *app);
+};
+
+struct drv_app {
+    const struct drv_app_ops *ops;
+    char *spec;
+};
+
+/* True when `spec` names a native app. */
+bool drv_app_spec_is_native(const char *spec);
+
+/* Load the app `spec`. Returns the app, or NULL with one line in err. */
+struct drv_app *drv_app_load(const char *spec, char *err, size_t errlen);
+
+static inline void drv_app_free(struct drv_app *app)
+{
+    if (app)
+        app->ops->free(app);
+}
+
+/* Kinds. */
+struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen);
+
+#endif

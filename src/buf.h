@@ -1,0 +1,80 @@
+/*
+ * buf: the one growable byte buffer, and string views.
+ *
+ * A drv_buf holds bytes in base[off..len): `off` advances as a consumer
+ * takes bytes from the front (drv_buf_consume), `len` as a producer appends.
+ * Functions that may move memory (and so invalidate pointers into base)
+ * say so; views into a buffer must be taken again after them.
+ *
+ * Out-of-memory policy (all of drover): allocations whose size is bounded
+ * by drover's own limits abort the process with a message; there is no
+ * half-working state after a failed small malloc. Sizes a client could
+ * choose are checked against the configured limits before allocating.
+ */
+#ifndef DRV_BUF_H
+#define DRV_BUF_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <string.h>
+
+struct drv_str {
+    const char *ptr;
+    size_t len;
+};
+
+#define DRV_STR(lit) ((struct drv_str){(lit), sizeof(lit) - 1})
+
+struct drv_buf {
+    char *base;
+    size_t off; /* first unconsumed byte */
+    size_t len; /* end of data */
+    size_t cap;
+};
+
+/* Ensure room for n more bytes after len. May move memory. */
+void drv_buf_reserve(struct drv_buf *b, size_t n);
+/* Append n bytes. May move memory. */
+void drv_buf_append(struct drv_buf *b, const void *p, size_t n);
+/* Append a NUL-terminated string. May move memory. */
+void drv_buf_puts(struct drv_buf *b, const char *s);
+/* Append printf-formatted text. May move memory. */
+void drv_buf_printf(struct drv_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Drop n bytes from the front. Never moves memory; resets to empty (off =
+ * len = 0) when everything was consumed. */
+void drv_buf_consume(struct drv_buf *b, size_t n);
+/* Move unconsumed bytes to the start of base. Moves memory. */
+void drv_buf_compact(struct drv_buf *b);
+/* Empty the buffer, keep its memory. */
+static inline void drv_buf_reset(struct drv_buf *b)
+{
+    b->off = b->len = 0;
+}
+/* Free the memory; the buffer is empty and reusable afterwards. */
+void drv_buf_free(struct drv_buf *b);
+/* Shrink a buffer that grew past `keep` bytes back to nothing (used between
+ * keep-alive requests so one large request does not pin memory). */
+void drv_buf_trim(struct drv_buf *b, size_t keep);
+
+static inline size_t drv_buf_size(const struct drv_buf *b)
+{
+    return b->len - b->off;
+}
+static inline char *drv_buf_data(const struct drv_buf *b)
+{
+    return b->base + b->off;
+}
+
+/* Allocation helpers that abort on failure (see the policy above). */
+void *drv_xmalloc(size_t n);
+void *drv_xcalloc(size_t n, size_t size);
+void *drv_xrealloc(void *p, size_t n);
+char *drv_xstrdup(const char *s);
+char *drv_xstrndup(const char *s, size_t n);
+
+/* ASCII case-insensitive comparison of a view with a NUL-terminated
+ * lower-case literal. */
+bool drv_str_eq_lower(struct drv_str s, const char *lower);
+
+#endif

@@ -1,0 +1,439 @@
+/*
+ * conn: one client connection's state machine.
+ *
+ *   READING  bytes go through the parser; a complete request calls the
+ *            app at once (the whole body has arrived by then, so a slow
+ *            client never holds an app call). Timer: header_timeout from
+ *            the request's first byte (or from accept), io_timeout while
+ *            a body arrives, keepalive while idle between requests.
+ *   WRITING  the response drains to the socket; a streamed body is pulled
+ *            from its source only when the output buffer runs low. The
+ *            parser is not fed, so pipelined requests wait their turn in
+ *            `in`. Timer: io_timeout without progress.
+ *   LINGER   after an error response: our side is shut down and whatever
+ *            the client still sends is read and dropped for a moment, so
+ *            the kernel does not reset the connection (and destroy the
+ *            error response) over unread data.
+ *
+ * A connection is never freed inside one of its callbacks: close_conn()
+ * stops its watchers and moves it to the worker's dead list, which the
+ * reaper frees before the loop next blocks.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "app.h"
+#include "log.h"
+#include "response.h"
+#include "worker.h"
+
+enum conn_state { C_READING, C_WRITING, C_LINGER };
+
+struct drv_conn {
+    ev_io io;
+    ev_timer timer;
+    struct drv_worker *w;
+    struct drv_conn *prev, *next;
+    int fd;
+    enum conn_state state;
+    bool closed;
+    bool linger;       /* after this response: lingering close */
+    struct drv_buf in, out;
+    struct drv_http http;
+    struct drv_response res;
+    struct drv_listener *listener;
+    char remote[INET6_ADDRSTRLEN];
+    int remote_port;
+    struct timespec started; /* wall clock at the request's first byte */
+    ev_tstamp t0;            /* loop time of the same */
+};
+
+#define READ_CHUNK (16 * 1024)
+#define OUT_LOW_WATER (64 * 1024)
+#define LINGER_SECONDS 2.0
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void process(struct drv_conn *c);
+static void flush(struct drv_conn *c);
+
+static void set_events(struct drv_conn *c, int events)
+{
+    if (c->io.events == events && ev_is_active(&c->io))
+        return;
+    ev_io_stop(c->w->loop, &c->io);
+    ev_io_set(&c->io, c->fd, events);
+    ev_io_start(c->w->loop, &c->io);
+}
+
+static void set_timer(struct drv_conn *c, double seconds)
+{
+    ev_timer_stop(c->w->loop, &c->timer);
+    ev_timer_set(&c->timer, seconds, 0.0);
+    ev_timer_start(c->w->loop, &c->timer);
+}
+
+static void close_conn(struct drv_conn *c)
+{
+    struct drv_worker *w = c->w;
+    if (c->closed)
+        return;
+    c->closed = true;
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    drv_response_free(&c->res);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = w->dead;
+    c->prev = NULL;
+    w->dead = c;
+    w->nconns--;
+    if (w->stopping && w->nconns == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+void drv_conn_reap(struct drv_worker *w)
+{
+    while (w->dead) {
+        struct drv_conn *c = w->dead;
+        w->dead = c->next;
+        drv_http_free(&c->http);
+        drv_buf_free(&c->in);
+        drv_buf_free(&c->out);
+        drv_buf_free(&c->res.headers);
+        drv_buf_free(&c->res.pending);
+        free(c);
+    }
+}
+
+static void peer_name(struct drv_conn *c, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, c->remote, sizeof(c->remote));
+        c->remote_port = ntohs(a->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, c->remote, sizeof(c->remote));
+        c->remote_port = ntohs(a->sin6_port);
+    } else {
+        c->remote[0] = '\0';
+        c->remote_port = 0;
+    }
+}
+
+void drv_conn_accepted(struct drv_worker *w, int fd,
+                       const struct sockaddr *peer, socklen_t peerlen,
+                       struct drv_listener *listener)
+{
+    (void)peerlen;
+    if (peer->sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    struct drv_conn *c = drv_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->fd = fd;
+    c->listener = listener;
+    peer_name(c, peer);
+    drv_http_init(&c->http, &w->limits);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    ev_io_init(&c->io, on_io, fd, EV_READ);
+    ev_init(&c->timer, on_timer);
+    ev_io_start(w->loop, &c->io);
+    set_timer(c, w->settings->header_timeout);
+}
+
+/* Lingering close: stop sending, drain what the client still sends. */
+static void start_linger(struct drv_conn *c)
+{
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        close_conn(c);
+        return;
+    }
+    c->state = C_LINGER;
+    set_events(c, EV_READ);
+    set_timer(c, LINGER_SECONDS);
+}
+
+static void log_access(struct drv_conn *c)
+{
+    struct drv_worker *w = c->w;
+    if (!w->accesslog)
+        return;
+    struct drv_access_entry e = {
+        .req = &c->http.req.view,
+        .remote = {c->remote[0] ? c->remote : "-", 0},
+        .status = c->res.status,
+        .body_bytes = c->res.body_bytes,
+        .resp_headers = {drv_buf_data(&c->res.headers),
+                         drv_buf_size(&c->res.headers)},
+        .start = c->started,
+        .duration = ev_time() - c->t0,
+        .pid = getpid(),
+    };
+    e.remote.len = strlen(e.remote.ptr);
+    drv_accesslog_write(w->accesslog, &e);
+}
+
+/* The response is fully written: log it and decide the connection's fate. */
+static void response_done(struct drv_conn *c)
+{
+    struct drv_worker *w = c->w;
+    log_access(c);
+    w->requests++;
+    bool keep = drv_response_keeps_alive(&c->res) && !w->stopping;
+    drv_response_free(&c->res);
+    drv_http_next(&c->http);
+    if (w->max_requests && w->requests >= w->max_requests && !w->stopping)
+        drv_worker_stop(w);
+    if (!keep) {
+        if (c->linger)
+            start_linger(c);
+        else
+            close_conn(c);
+        return;
+    }
+    c->state = C_READING;
+    set_events(c, EV_READ);
+    if (drv_buf_size(&c->in) == 0)
+        set_timer(c, w->settings->keepalive);
+    drv_buf_trim(&c->out, 64 * 1024);
+}
+
+/* Answer a request that cannot be served (bad bytes, limits, timeouts)
+ * with a small error response, then close. */
+static void reply_error(struct drv_conn *c, int status, const char *reason)
+{
+    drv_info("%d %s from %s: %s", status, drv_status_reason(status),
+             c->remote[0] ? c->remote : c->listener->name,
+             reason ? reason : "");
+    drv_response_init(&c->res, &c->out, &c->http.req, false);
+    c->res.status = status;
+    c->res.state = DRV_RESPONSE_DONE;
+    c->res.keep_alive = false;
+    c->linger = true;
+    drv_response_simple(&c->out, status, NULL, false, false);
+    c->state = C_WRITING;
+    flush(c);
+}
+
+static void fill_view(struct drv_conn *c, struct drover_request *v)
+{
+    v->remote_addr = (struct drover_str){c->remote, strlen(c->remote)};
+    v->remote_port = c->remote_port;
+    v->server_addr = (struct drover_str){c->listener->host,
+                                         strlen(c->listener->host)};
+    v->server_port = c->listener->port;
+    v->url_scheme = (struct drover_str){"http", 4};
+}
+
+static void run_app(struct drv_conn *c)
+{
+    struct drv_worker *w = c->w;
+    struct drv_request *req = &c->http.req;
+    bool keep = req->keep_alive && w->settings->keepalive > 0 && !w->stopping;
+    fill_view(c, &req->view);
+    drv_response_init(&c->res, &c->out, req, keep);
+    c->state = C_WRITING;
+    ev_timer_stop(w->loop, &c->timer);
+
+    if (w->app->ops->call(w->app, req, &c->res) != 0) {
+        if (c->res.state < DRV_RESPONSE_COMMITTED) {
+            drv_response_free(&c->res);
+            drv_response_init(&c->res, &c->out, req, keep);
+            c->res.status = 500;
+            c->res.state = DRV_RESPONSE_DONE;
+            drv_response_simple(&c->out, 500, NULL, keep, req->is_head);
+        } else {
+            /* Part of the body is out: cut the connection so the client
+             * sees a truncated response, never a false success. */
+            drv_response_free(&c->res);
+            c->res.failed = true;
+            c->res.state = DRV_RESPONSE_DONE;
+        }
+    } else {
+        drv_response_finish(&c->res);
+    }
+    flush(c);
+}
+
+/* Write what the output buffer holds, topping it up from a streamed body
+ * while the socket takes it. */
+static void flush(struct drv_conn *c)
+{
+    struct drv_response *r = &c->res;
+    for (;;) {
+        while (r->state == DRV_RESPONSE_COMMITTED && r->has_source &&
+               drv_buf_size(&c->out) < OUT_LOW_WATER)
+            if (drv_response_pull(r) < 0)
+                break;
+        size_t size = drv_buf_size(&c->out);
+        if (size == 0) {
+            if (r->state == DRV_RESPONSE_DONE)
+                response_done(c);
+            return;
+        }
+        ssize_t n = write(c->fd, drv_buf_data(&c->out), size);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                set_events(c, EV_WRITE);
+                set_timer(c, c->w->settings->io_timeout);
+                return;
+            }
+            if (errno != EPIPE && errno != ECONNRESET)
+                drv_log_errno(errno, "write", "response to %s", c->remote);
+            close_conn(c);
+            return;
+        }
+        drv_buf_consume(&c->out, (size_t)n);
+    }
+}
+
+static void send_continue(struct drv_conn *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (drv_buf_size(&c->out) == 0) {
+        ssize_t n = write(c->fd, line, sizeof(line) - 1);
+        if (n == (ssize_t)sizeof(line) - 1)
+            return;
+        if (n < 0)
+            n = 0;
+        drv_buf_append(&c->out, line + n, sizeof(line) - 1 - (size_t)n);
+    } else {
+        drv_buf_append(&c->out, line, sizeof(line) - 1);
+    }
+}
+
+/* Feed buffered bytes to the parser and act on what it finds. */
+static void process(struct drv_conn *c)
+{
+    struct drv_worker *w = c->w;
+    while (!c->closed && c->state == C_READING && drv_buf_size(&c->in)) {
+        bool was_idle = drv_http_idle(&c->http);
+        size_t used = 0;
+        enum drv_http_result r = drv_http_parse(
+            &c->http, drv_buf_data(&c->in), drv_buf_size(&c->in), &used);
+        drv_buf_consume(&c->in, used);
+        if (was_idle && !drv_http_idle(&c->http)) {
+            clock_gettime(CLOCK_REALTIME, &c->started);
+            c->t0 = ev_time();
+            set_timer(c, w->settings->header_timeout);
+        }
+        switch (r) {
+        case DRV_HTTP_AGAIN:
+            if (c->http.head_done)
+                set_timer(c, w->settings->io_timeout);
+            break;
+        case DRV_HTTP_HEAD:
+            send_continue(c);
+            set_timer(c, w->settings->io_timeout);
+            break;
+        case DRV_HTTP_ERROR:
+            drv_buf_reset(&c->in);
+            reply_error(c, c->http.error_status, c->http.error_reason);
+            return;
+        case DRV_HTTP_DONE:
+            run_app(c);
+            break;
+        }
+    }
+}
+
+static void on_readable(struct drv_conn *c)
+{
+    drv_buf_reserve(&c->in, READ_CHUNK);
+    ssize_t n = read(c->fd, c->in.base + c->in.len, c->in.cap - c->in.len);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        if (errno != ECONNRESET)
+            drv_log_errno(errno, "read", "connection from %s", c->remote);
+        close_conn(c);
+        return;
+    }
+    if (c->state == C_LINGER) {
+        drv_buf_reset(&c->in);
+        if (n == 0)
+            close_conn(c);
+        return;
+    }
+    if (n == 0) {
+        if (!drv_http_idle(&c->http))
+            drv_debug("client %s closed mid-request", c->remote);
+        close_conn(c);
+        return;
+    }
+    c->in.len += (size_t)n;
+    process(c);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct drv_conn *c = drv_container_of(io, struct drv_conn, io);
+    if (revents & EV_WRITE) {
+        if (c->state == C_WRITING)
+            flush(c);
+    } else if (revents & EV_READ) {
+        on_readable(c);
+    }
+    /* A response that completed may have left pipelined requests. */
+    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
+        process(c);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct drv_conn *c = drv_container_of(t, struct drv_conn, timer);
+    if (c->state == C_READING && !drv_http_idle(&c->http)) {
+        reply_error(c, 408, c->http.head_done ? "body read timed out"
+                                              : "request head timed out");
+        return;
+    }
+    if (c->state == C_WRITING)
+        drv_debug("closing %s: no write progress for %.0fs", c->remote,
+                  c->w->settings->io_timeout);
+    close_conn(c);
+}
+
+void drv_conn_stop_idle_all(struct drv_worker *w)
+{
+    /* close_conn() relinks only the closed connection, and frees nothing
+     * until the reaper runs, so `next` stays valid. */
+    for (struct drv_conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == C_READING && drv_http_idle(&c->http) &&
+            drv_buf_size(&c->in) == 0)
+            close_conn(c);
+    }
+}
+
+void drv_conn_close_all(struct drv_worker *w)
+{
+    while (w->conns)
+        close_conn(w->conns);
+}

@@ -1,0 +1,507 @@
+/*
+ * http: llhttp callbacks that build a drv_request while enforcing limits.
+ *
+ * llhttp runs in strict mode (see CMakeLists.txt) and rejects the lenient
+ * forms request smuggling relies on: bare LF line endings, whitespace
+ * before the colon, both Content-Length and Transfer-Encoding, repeated
+ * Content-Length. On top of it this file refuses:
+ *
+ *   400  over-long request line; HTTP/1.1 without exactly one Host
+ *   413  Content-Length or de-chunked body over max_body_size
+ *   417  an Expect other than 100-continue
+ *   431  too many header fields, or one field too large
+ *   501  a Transfer-Encoding other than chunked
+ *   505  a version other than HTTP/1.0 and HTTP/1.1
+ *
+ * A callback that refuses stores the status and returns HPE_USER, which
+ * makes llhttp_execute stop at once.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static struct drv_http *from_parser(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int refuse(struct drv_http *h, int status, const char *reason)
+{
+    h->error_status = status;
+    h->error_reason = reason;
+    return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    from_parser(p)->started = true;
+    return 0;
+}
+
+static int count_line(struct drv_http *h, size_t len)
+{
+    h->line_len += (uint32_t)len;
+    int limit = h->limits->request_line;
+    if (limit > 0 && h->line_len > (uint32_t)limit)
+        return refuse(h, 400, "request line too long");
+    return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    struct drv_http *h = from_parser(p);
+    drv_buf_append(&h->req.head, at, len);
+    h->method_len += (uint32_t)len;
+    return count_line(h, len);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct drv_http *h = from_parser(p);
+    /* "GET " + target + " HTTP/1.1": count the separators and version once. */
+    if (h->target_len == 0 && count_line(h, 1 + 1 + 8) != 0)
+        return HPE_USER;
+    drv_buf_append(&h->req.head, at, len);
+    h->target_len += (uint32_t)len;
+    return count_line(h, len);
+}
+
+static int on_version_complete(llhttp_t *p)
+{
+    struct drv_http *h = from_parser(p);
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(h, 505, "unsupported HTTP version");
+    return 0;
+}
+
+static int count_field(struct drv_http *h, size_t len)
+{
+    h->field_len += (uint32_t)len;
+    int limit = h->limits->field_size;
+    if (limit > 0 && h->field_len > (uint32_t)limit)
+        return refuse(h, 431, "header field too large");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct drv_http *h = from_parser(p);
+    struct drv_request *r = &h->req;
+    if (!h->in_field) {
+        int limit = h->limits->fields;
+        if (limit > 0 && r->nheaders >= (size_t)limit)
+            return refuse(h, 431, "too many header fields");
+        if (r->nheaders == r->cap_headers) {
+            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+            r->spans = drv_xrealloc(r->spans,
+                                    r->cap_headers * sizeof(*r->spans));
+        }
+        r->spans[r->nheaders] = (struct drv_header_span){
+            .name_off = (uint32_t)r->head.len};
+        h->in_field = true;
+        h->value_started = false;
+        h->field_len = 0;
+    }
+    r->spans[r->nheaders].name_len += (uint32_t)len;
+    drv_buf_append(&r->head, at, len);
+    return count_field(h, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct drv_http *h = from_parser(p);
+    struct drv_request *r = &h->req;
+    struct drv_header_span *s = &r->spans[r->nheaders];
+    if (!h->value_started) {
+        s->value_off = (uint32_t)r->head.len;
+        h->value_started = true;
+    }
+    s->value_len += (uint32_t)len;
+    drv_buf_append(&r->head, at, len);
+    return count_field(h, len);
+}
+
+static struct drv_str span_name(const struct drv_request *r,
+                                const struct drv_header_span *s)
+{
+    return (struct drv_str){r->head.base + s->name_off, s->name_len};
+}
+
+static struct drv_str span_value(const struct drv_request *r,
+                                 const struct drv_header_span *s)
+{
+    return (struct drv_str){r->head.base + s->value_off, s->value_len};
+}
+
+/* Transfer-Encoding: drover decodes chunked and nothing else. */
+static int check_transfer_encoding(struct drv_http *h, struct drv_str v)
+{
+    const char *p = v.ptr, *end = v.ptr + v.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *tok = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p == tok)
+            break;
+        struct drv_str t = {tok, (size_t)(p - tok)};
+        if (!drv_str_eq_lower(t, "chunked"))
+            return refuse(h, 501, "unsupported transfer-coding");
+        if (h->te_chunked)
+            return refuse(h, 400, "chunked applied twice");
+        h->te_chunked = true;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct drv_http *h = from_parser(p);
+    struct drv_request *r = &h->req;
+    struct drv_header_span *s = &r->spans[r->nheaders];
+    if (!h->value_started)
+        s->value_off = (uint32_t)r->head.len;
+    /* llhttp skips leading whitespace; RFC 9110 also drops trailing. */
+    while (s->value_len) {
+        char c = r->head.base[s->value_off + s->value_len - 1];
+        if (c != ' ' && c != '\t')
+            break;
+        s->value_len--;
+    }
+    h->in_field = false;
+    r->nheaders++;
+
+    struct drv_str name = span_name(r, s), value = span_value(r, s);
+    if (drv_str_eq_lower(name, "transfer-encoding"))
+        return check_transfer_encoding(h, value);
+    if (drv_str_eq_lower(name, "expect")) {
+        if (!drv_str_eq_lower(value, "100-continue"))
+            return refuse(h, 417, "unsupported expectation");
+        h->expect_seen = true;
+    } else if (drv_str_eq_lower(name, "host")) {
+        if (h->host_seen)
+            return refuse(h, 400, "more than one Host header");
+        h->host_seen = true;
+    }
+    return 0;
+}
+
+/* Split the request-target into path and query (RFC 9112 3.2: origin-form
+ * or absolute-form; authority-form only comes with CONNECT). */
+static void split_target(struct drover_request *v)
+{
+    const char *t = v->target.ptr, *end = t + v->target.len;
+    const char *path = t;
+    if (v->target.len > 7 && (strncasecmp(t, "http://", 7) == 0 ||
+                              strncasecmp(t, "https://", 8) == 0)) {
+        path = memchr(t + 8, '/', (size_t)(end - t - 8));
+        if (!path)
+            path = end;
+    }
+    const char *q = path;
+    while (q < end && *q != '?' && *q != '#')
+        q++;
+    v->path = (struct drover_str){path, (size_t)(q - path)};
+    if (v->path.len == 0)
+        v->path = (struct drover_str){"/", 1};
+    if (q < end && *q == '?') {
+        const char *qs = q + 1, *qe = qs;
+        while (qe < end && *qe != '#')
+            qe++;
+        v->query = (struct drover_str){qs, (size_t)(qe - qs)};
+    } else {
+        v->query = (struct drover_str){"", 0};
+    }
+}
+
+/* Build the app-facing views; the head buffer no longer moves. */
+static void build_views(struct drv_http *h)
+{
+    struct drv_request *r = &h->req;
+    struct drover_request *v = &r->view;
+    const char *base = r->head.base;
+    v->method = (struct drover_str){base, h->method_len};
+    v->target = (struct drover_str){base + h->method_len, h->target_len};
+    v->version = r->http_minor ? (struct drover_str){"HTTP/1.1", 8}
+                               : (struct drover_str){"HTTP/1.0", 8};
+    split_target(v);
+    if (r->nheaders > r->cap_views) {
+        r->cap_views = r->cap_headers;
+        r->headers = drv_xrealloc(r->headers,
+                                  r->cap_views * sizeof(*r->headers));
+    }
+    for (size_t i = 0; i < r->nheaders; i++) {
+        struct drv_str n = span_name(r, &r->spans[i]);
+        struct drv_str val = span_value(r, &r->spans[i]);
+        r->headers[i] = (struct drover_header){{n.ptr, n.len},
+                                               {val.ptr, val.len}};
+    }
+    v->headers = r->headers;
+    v->nheaders = r->nheaders;
+    v->body = (struct drover_str){"", 0};
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct drv_http *h = from_parser(p);
+    struct drv_request *r = &h->req;
+    r->http_major = p->http_major;
+    r->http_minor = p->http_minor;
+    if (r->http_minor == 1 && !h->host_seen)
+        return refuse(h, 400, "HTTP/1.1 request without Host");
+    bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    r->content_length = has_length ? (int64_t)p->content_length : -1;
+    int64_t max = h->limits->max_body;
+    if (max > 0 && has_length && p->content_length > (uint64_t)max)
+        return refuse(h, 413, "body larger than max_body_size");
+    r->is_head = p->method == HTTP_HEAD;
+    build_views(h);
+    h->head_done = true;
+    bool body_follows = h->te_chunked || (has_length && p->content_length);
+    if (h->expect_seen && body_follows && r->http_minor == 1) {
+        r->expect_continue = true;
+        h->paused_at_head = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static const char *tmp_dir(void)
+{
+    const char *d = getenv("TMPDIR");
+    return d && *d ? d : "/tmp";
+}
+
+/* Move the in-memory body into an unlinked temporary file. */
+static int spill(struct drv_body *b)
+{
+    const char *dir = tmp_dir();
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/drover-body-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0) {
+            drv_log_errno(errno, "mkostemp", "cannot spool request body");
+            return -1;
+        }
+        unlink(path);
+    }
+    const char *p = drv_buf_data(&b->mem);
+    size_t n = drv_buf_size(&b->mem);
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            drv_log_errno(errno, "write", "cannot spool request body");
+            close(fd);
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    drv_buf_free(&b->mem);
+    b->fd = fd;
+    return 0;
+}
+
+static int store_body(struct drv_http *h, const char *at, size_t len)
+{
+    struct drv_body *b = &h->req.body;
+    if (b->fd < 0 && b->len + len > (uint64_t)h->limits->body_memory &&
+        spill(b) != 0)
+        return -1;
+    if (b->fd < 0) {
+        drv_buf_append(&b->mem, at, len);
+    } else {
+        while (len) {
+            ssize_t w = write(b->fd, at, len);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                drv_log_errno(errno, "write", "cannot spool request body");
+                return -1;
+            }
+            at += w;
+            len -= (size_t)w;
+            b->len += (uint64_t)w;
+        }
+        return 0;
+    }
+    b->len += len;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct drv_http *h = from_parser(p);
+    int64_t max = h->limits->max_body;
+    if (max > 0 && h->req.body.len + len > (uint64_t)max)
+        return refuse(h, 413, "body larger than max_body_size");
+    if (store_body(h, at, len) != 0)
+        return refuse(h, 500, "cannot store request body");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct drv_http *h = from_parser(p);
+    struct drv_request *r = &h->req;
+    r->keep_alive = llhttp_should_keep_alive(p);
+    r->view.body_length = r->body.len;
+    if (r->body.fd < 0)
+        r->view.body = (struct drover_str){drv_buf_data(&r->body.mem),
+                                           r->body.len};
+    else
+        r->view.body = (struct drover_str){NULL, 0};
+    h->paused_at_head = false;
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t parser_settings;
+
+void drv_http_init(struct drv_http *h, const struct drv_http_limits *limits)
+{
+    if (!parser_settings.on_message_complete) {
+        llhttp_settings_init(&parser_settings);
+        parser_settings.on_message_begin = on_message_begin;
+        parser_settings.on_method = on_method;
+        parser_settings.on_url = on_url;
+        parser_settings.on_version_complete = on_version_complete;
+        parser_settings.on_header_field = on_header_field;
+        parser_settings.on_header_value = on_header_value;
+        parser_settings.on_header_value_complete = on_header_value_complete;
+        parser_settings.on_headers_complete = on_headers_complete;
+        parser_settings.on_body = on_body;
+        parser_settings.on_message_complete = on_message_complete;
+    }
+    *h = (struct drv_http){.limits = limits};
+    h->req.body.fd = -1;
+    h->req.content_length = -1;
+    llhttp_init(&h->p, HTTP_REQUEST, &parser_settings);
+    h->p.data = h;
+}
+
+static void body_clear(struct drv_body *b)
+{
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = -1;
+    b->len = b->read_pos = 0;
+    drv_buf_reset(&b->mem);
+    drv_buf_trim(&b->mem, 64 * 1024);
+}
+
+void drv_http_free(struct drv_http *h)
+{
+    struct drv_request *r = &h->req;
+    body_clear(&r->body);
+    drv_buf_free(&r->body.mem);
+    drv_buf_free(&r->head);
+    free(r->spans);
+    free(r->headers);
+    r->spans = NULL;
+    r->headers = NULL;
+}
+
+void drv_http_next(struct drv_http *h)
+{
+    struct drv_request *r = &h->req;
+    body_clear(&r->body);
+    drv_buf_reset(&r->head);
+    drv_buf_trim(&r->head, 16 * 1024);
+    r->nheaders = 0;
+    r->view = (struct drover_request){0};
+    r->keep_alive = r->expect_continue = r->is_head = false;
+    r->content_length = -1;
+    h->error_status = 0;
+    h->error_reason = NULL;
+    h->line_len = h->field_len = 0;
+    h->method_len = h->target_len = 0;
+    h->in_field = h->value_started = false;
+    h->started = h->head_done = h->paused_at_head = false;
+    h->te_chunked = h->expect_seen = h->host_seen = false;
+}
+
+static int status_for(llhttp_errno_t e)
+{
+    switch (e) {
+    case HPE_INVALID_VERSION:
+        return 505;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+enum drv_http_result drv_http_parse(struct drv_http *h, const char *data,
+                                    size_t len, size_t *consumed)
+{
+    llhttp_errno_t e = llhttp_execute(&h->p, data, len);
+    if (e == HPE_OK) {
+        *consumed = len;
+        return DRV_HTTP_AGAIN;
+    }
+    const char *pos = llhttp_get_error_pos(&h->p);
+    *consumed = pos && pos >= data ? (size_t)(pos - data) : len;
+    if (e == HPE_PAUSED) {
+        llhttp_resume(&h->p);
+        return h->paused_at_head ? DRV_HTTP_HEAD : DRV_HTTP_DONE;
+    }
+    /* A refusing callback stored its status; llhttp reports it as
+     * HPE_USER from data callbacks but as HPE_CB_* from the others. */
+    if (!h->error_status) {
+        h->error_status = status_for(e);
+        h->error_reason = llhttp_get_error_reason(&h->p);
+    }
+    return DRV_HTTP_ERROR;
+}
+
+bool drv_http_idle(const struct drv_http *h)
+{
+    return !h->started;
+}
+
+const struct drover_header *drv_http_header(const struct drv_request *r,
+                                            const char *lower_name)
+{
+    for (size_t i = 0; i < r->view.nheaders; i++) {
+        const struct drover_header *hd = &r->view.headers[i];
+        struct drv_str n = {hd->name.ptr, hd->name.len};
+        if (drv_str_eq_lower(n, lower_name))
+            return hd;
+    }
+    return NULL;
+}
+
+ssize_t drv_body_read(struct drv_body *b, void *dst, size_t n)
+{
+    uint64_t left = b->len - b->read_pos;
+    if (n > left)
+        n = (size_t)left;
+    if (!n)
+        return 0;
+    if (b->fd < 0) {
+        memcpy(dst, drv_buf_data(&b->mem) + b->read_pos, n);
+        b->read_pos += n;
+        return (ssize_t)n;
+    }
+    ssize_t r;
+    do
+        r = pread(b->fd, dst, n, (off_t)b->read_pos);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    b->read_pos += (uint64_t)r;
+    return r;
+}

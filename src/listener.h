@@ -1,0 +1,43 @@
+/*
+ * listener: the listening sockets, opened before anything else.
+ *
+ * Every listener is nonblocking and close-on-exec. TCP listeners set
+ * SO_REUSEADDR (and IPV6_V6ONLY for IPv6, so [::]:P and 0.0.0.0:P can both
+ * be bound). A unix socket path that holds a stale socket (nobody accepts
+ * on it) is replaced; a path holding anything else is an error. fd://N
+ * adopts an inherited socket as it is: it must be a listening stream
+ * socket, and it is not listen()ed again.
+ */
+#ifndef DRV_LISTENER_H
+#define DRV_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "address.h"
+
+struct drv_listener {
+    int fd;
+    int family;      /* AF_INET, AF_INET6, AF_UNIX */
+    char name[300];  /* "http://127.0.0.1:5000", "unix:/run/x.sock" */
+    char host[64];   /* numeric address the socket is bound to */
+    int port;        /* actual port (after binding port 0) */
+    char *unix_path; /* to unlink at shutdown; NULL if not ours */
+};
+
+/*
+ * Open one listener per address (a host name resolving to several
+ * addresses opens one per address). Returns 0 and an allocated array in
+ * *out / *n, or -1 with one line in err (naming the address and the
+ * failing call); nothing stays open on failure.
+ */
+int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
+                       int backlog, struct drv_listener **out, size_t *n,
+                       char *err, size_t errlen);
+
+/* Close every listener (unlinking unix socket paths it created when
+ * `unlink_paths`) and free the array. */
+void drv_listeners_close(struct drv_listener *l, size_t n, bool unlink_paths);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * native: apps in shared objects, through the ABI in <drover/app.h>.
+ *
+ * The .so is opened with RTLD_NOW (a missing symbol fails at load, not in
+ * the middle of a request) and RTLD_LOCAL (two apps' globals never mix).
+ * The exported symbol is a `struct drover_app`; its abi_version must match
+ * ours exactly.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "log.h"
+
+struct native_app {
+    struct drv_app base;
+    void *dl;
+    const struct drover_app *abi;
+    void *state;
+};
+
+/* What a response's `server` pointer leads to during one call. */
+struct native_call {
+    struct drv_request *req;
+    struct drv_response *res;
+};
+
+static struct native_call *call_of(struct drover_response *r)
+{
+    return r->server;
+}
+
+static int n_start(struct drover_response *r, int status, const char *reason,
+                   const struct drover_header *headers, size_t nheaders)
+{
+    struct drv_response *res = call_of(r)->res;
+    if (drv_response_start(res, status, reason, reason ? strlen(reason) : 0))
+        return -1;
+    for (size_t i = 0; i < nheaders; i++) {
+        const struct drover_header *h = &headers[i];
+        if (drv_response_header(res, h->name.ptr, h->name.len, h->value.ptr,
+                                h->value.len) != 0) {
+            res->state = DRV_RESPONSE_NEW;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int n_write(struct drover_response *r, const void *data, size_t len)
+{
+    return drv_response_write(call_of(r)->res, data, len) ? -1 : 0;
+}
+
+static int n_stream(struct drover_response *r,
+                    const struct drover_body_source *source)
+{
+    return drv_response_stream(call_of(r)->res, source) ? -1 : 0;
+}
+
+static ssize_t n_read(struct drover_response *r, void *buf, size_t len)
+{
+    ssize_t n = drv_body_read(&call_of(r)->req->body, buf, len);
+    return n < 0 ? -1 : n;
+}
+
+static void n_log(struct drover_response *r, const char *message)
+{
+    (void)r;
+    drv_error("%s", message);
+}
+
+static int native_call(struct drv_app *app, struct drv_request *req,
+                       struct drv_response *res)
+{
+    struct native_app *na = (struct native_app *)app;
+    struct native_call call = {req, res};
+    struct drover_response r = {
+        .start = n_start, .write = n_write, .stream = n_stream,
+        .read = n_read, .log = n_log, .server = &call,
+    };
+    int rc = na->abi->handle(na->state, &req->view, &r);
+    if (rc != 0)
+        return -1;
+    if (res->state == DRV_RESPONSE_NEW) {
+        drv_error("%s: handle returned 0 without starting a response",
+                  app->spec);
+        return -1;
+    }
+    return 0;
+}
+
+static int native_post_fork(struct drv_app *app, char *err, size_t errlen)
+{
+    struct native_app *na = (struct native_app *)app;
+    if (na->abi->post_fork && na->abi->post_fork(na->state) != 0) {
+        snprintf(err, errlen, "%s: post_fork hook failed", app->spec);
+        return -1;
+    }
+    return 0;
+}
+
+static void native_free(struct drv_app *app)
+{
+    struct native_app *na = (struct native_app *)app;
+    if (na->abi && na->abi->fini)
+        na->abi->fini(na->state);
+    /* The .so stays mapped: a streamed body's callbacks may still live in
+     * it until the process exits, and dlclose buys nothing then. */
+    free(app->spec);
+    free(na);
+}
+
+static const struct drv_app_ops native_ops = {
+    .kind = "native",
+    .call = native_call,
+    .post_fork = native_post_fork,
+    .free = native_free,
+};
+
+struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || !colon[1]) {
+        snprintf(err, errlen, "%s: a native app is PATH.so:SYMBOL", spec);
+        return NULL;
+    }
+    char path[4096], symbol[256];
+    size_t plen = (size_t)(colon - spec);
+    /* dlopen searches the library path for a bare name: anchor it. */
+    bool bare = !memchr(spec, '/', plen);
+    if (plen + 3 > sizeof(path) || strlen(colon + 1) >= sizeof(symbol)) {
+        snprintf(err, errlen, "%s: app spec too long", spec);
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s%.*s", bare ? "./" : "", (int)plen, spec);
+    snprintf(symbol, sizeof(symbol), "%s", colon + 1);
+
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        snprintf(err, errlen, "cannot load native app: %s", dlerror());
+        return NULL;
+    }
+    const struct drover_app *abi = dlsym(dl, symbol);
+    if (!abi) {
+        snprintf(err, errlen, "%s: no symbol '%s' in %s", spec, symbol, path);
+        goto out_close;
+    }
+    if (abi->abi_version != DROVER_APP_ABI_VERSION) {
+        snprintf(err, errlen,
+                 "%s: app built for ABI version %u, this drover speaks %u",
+                 spec, abi->abi_version, DROVER_APP_ABI_VERSION);
+        goto out_close;
+    }
+    if (!abi->handle) {
+        snprintf(err, errlen, "%s: struct drover_app has no handle function",
+                 spec);
+        goto out_close;
+    }
+    void *state = NULL;
+    if (abi->init) {
+        char why[512] = "";
+        if (abi->init(&state, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s: init failed: %s", spec,
+                     why[0] ? why : "(no reason given)");
+            goto out_close;
+        }
+    }
+    struct native_app *na = drv_xcalloc(1, sizeof(*na));
+    na->base.ops = &native_ops;
+    na->base.spec = drv_xstrdup(spec);
+    na->dl = dl;
+    na->abi = abi;
+    na->state = state;
+    return &na->base;
+
+out_close:
+    dlclose(dl);
+    return NULL;
+}

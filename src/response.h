@@ -1,0 +1,126 @@
+/*
+ * response: turns what an app says (status, headers, body bytes or a body
+ * source) into HTTP/1.1 bytes in the connection's output buffer.
+ *
+ * States, in order (a response only moves forward):
+ *
+ *   NEW        nothing said yet; drv_response_start() may be called, and
+ *              called again (WSGI exc_info) until the head is committed
+ *   STARTED    status and headers held; body bytes written so far are
+ *              held in `pending` (so a short body gets a Content-Length)
+ *   COMMITTED  the head is in the output buffer; framing is fixed:
+ *              Content-Length, chunked, or (HTTP/1.0) close-delimited
+ *   DONE       the last body byte (and the last-chunk marker) is queued
+ *
+ * The head is committed when the app finishes (drv_response_finish), when
+ * pending body bytes pass DRV_RESPONSE_HOLD, or when a streamed body is
+ * first pulled. Framing is then chosen once:
+ *   - no body allowed (HEAD, 1xx, 204, 304): no body bytes are sent;
+ *   - the app gave Content-Length: exactly that many bytes are sent, a
+ *     surplus is dropped and logged, a shortfall closes the connection;
+ *   - finished with everything pending: Content-Length = pending bytes;
+ *   - otherwise chunked on HTTP/1.1, close-delimited on HTTP/1.0.
+ *
+ * Hop-by-hop headers from the app (Connection, Keep-Alive,
+ * Transfer-Encoding, Upgrade, Proxy-Connection, TE, Trailer) are drover's
+ * business: "Connection: close" from the app closes after the response,
+ * the rest are dropped. Date and Server are added unless the app set them.
+ */
+#ifndef DRV_RESPONSE_H
+#define DRV_RESPONSE_H
+
+#include <drover/app.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+
+struct drv_request;
+
+/* Body bytes held before committing the head. */
+#define DRV_RESPONSE_HOLD (64 * 1024)
+
+enum drv_response_state {
+    DRV_RESPONSE_NEW,
+    DRV_RESPONSE_STARTED,
+    DRV_RESPONSE_COMMITTED,
+    DRV_RESPONSE_DONE,
+};
+
+struct drv_response {
+    enum drv_response_state state;
+    struct drv_buf *out;            /* the connection's output buffer */
+    const struct drv_request *req;
+    int status;
+    char reason[64];
+    struct drv_buf headers;         /* the app's "Name: value\r\n" lines */
+    struct drv_buf pending;         /* body bytes before commit */
+    int64_t content_length;         /* the app's, -1 if none */
+    uint64_t body_bytes;            /* body bytes queued after commit */
+    uint64_t head_bytes;            /* status line + headers size */
+    struct drover_body_source source;
+    bool has_source;
+    bool keep_alive;   /* in: the connection may be kept; out: it will be */
+    bool chunked;
+    bool no_body;
+    bool app_date, app_server;
+    bool failed;       /* the body cannot be completed: close after flush */
+};
+
+/* Begin a response to `req` writing into `out`. */
+void drv_response_init(struct drv_response *r, struct drv_buf *out,
+                       const struct drv_request *req, bool keep_alive);
+/* Call the source's close if still open and free held memory. */
+void drv_response_free(struct drv_response *r);
+
+/* Set the status (100..999) and reason (NULL: the standard phrase). Valid
+ * before commit; a second call replaces status and headers. Returns 0 or
+ * -EINVAL (bad status or reason with control characters), -EALREADY
+ * after commit. */
+int drv_response_start(struct drv_response *r, int status, const char *reason,
+                       size_t reason_len);
+/* Add a header. Returns 0, or -EINVAL when the name is not a token or the
+ * value contains CR, LF or NUL (nothing is added then). */
+int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
+                        const char *value, size_t vlen);
+/* Append body bytes. Returns 0, or -EINVAL before start. */
+int drv_response_write(struct drv_response *r, const void *data, size_t len);
+/* Hand over a body source; the response owns it from now on (closed by
+ * drv_response_free even on error). Returns 0 or -EINVAL. */
+int drv_response_stream(struct drv_response *r,
+                        const struct drover_body_source *source);
+/* The app returned successfully: commit and, without a source, complete.
+ * Returns 0 or -EINVAL (never started). */
+int drv_response_finish(struct drv_response *r);
+/*
+ * Pull the next chunk from the source into the output buffer. Returns 1
+ * when more may come, 0 when the body is complete (state DONE), -1 when the
+ * source failed (r->failed is set: flush and close).
+ */
+int drv_response_pull(struct drv_response *r);
+
+/* Whether the connection stays open after this response. */
+static inline bool drv_response_keeps_alive(const struct drv_response *r)
+{
+    return r->keep_alive && !r->failed;
+}
+
+/*
+ * Write a complete, small response for an error or a refusal into out:
+ * status line, Server, Date, Content-Type: text/plain, Content-Length,
+ * and "Connection: close" unless keep_alive. `body` may be NULL (the
+ * reason phrase is sent). Returns the bytes added.
+ */
+size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
+                           bool keep_alive, bool head_only);
+
+/* The standard reason phrase for a status, "Unknown" if none. */
+const char *drv_status_reason(int status);
+
+/* Refresh the cached Date header value if the second changed. */
+void drv_response_clock(time_t now);
+/* The cached IMF-fixdate, e.g. "Sat, 21 Nov 2026 22:42:00 GMT". */
+const char *drv_response_date(void);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * settings: the one table that defines every drover setting.
+ *
+ * Each row names a setting once: its YAML key, its CLI flag(s), its
+ * environment variable (DROVER_<KEY in upper case>), its type, default,
+ * bounds and help text. Command-line parsing, the YAML file, the
+ * environment, --help, --print-config, --check-config and
+ * docs/configuration.md are all generated from that table.
+ *
+ * Precedence, lowest first: default < YAML file < environment < command
+ * line. The YAML file is named by -c/--config or DROVER_CONFIG. PORT and
+ * WEB_CONCURRENCY (container platforms) change the *defaults* of bind and
+ * workers, so every explicit source still wins over them.
+ *
+ * Errors: drv_settings_load() never prints and never exits. It fills the
+ * caller's buffer with one line naming the source of the bad value:
+ *   "--workers: 'abc' is not an integer"
+ *   "DROVER_TIMEOUT: '-1' is below the minimum 0"
+ *   "drover.yml:4:3: unknown setting 'wrokers'"
+ * and returns -1; main prints it and exits with status 2.
+ */
+#ifndef DRV_SETTINGS_H
+#define DRV_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A list of owned, NUL-terminated strings (repeatable settings). */
+struct drv_strlist {
+    char **v;
+    size_t n;
+};
+
+enum drv_loglevel {
+    DRV_LOG_DEBUG,
+    DRV_LOG_INFO,
+    DRV_LOG_WARNING,
+    DRV_LOG_ERROR,
+    DRV_LOG_CRITICAL,
+};
+
+/* The resolved settings. Durations are seconds; sizes are bytes. Strings
+ * are owned by the struct (freed by drv_settings_free); an unset optional
+ * string is NULL. */
+struct drv_settings {
+    char *app;                  /* APP positional: module:callable or x.so:sym */
+    char *config;               /* YAML file the settings were read from */
+    struct drv_strlist bind;    /* HOST:PORT, [v6]:PORT, unix:/path, fd://N */
+    int backlog;
+    int workers;
+    double timeout;             /* worker (app call) timeout, 0 = off */
+    double graceful_timeout;
+    double keepalive;           /* idle keep-alive wait, 0 = no keep-alive */
+    double header_timeout;      /* time allowed to receive a request head */
+    double io_timeout;          /* inactivity allowed reading a body / writing */
+    long max_requests;          /* 0 = never recycle */
+    long max_requests_jitter;
+    bool preload;
+    int limit_request_line;
+    int limit_request_fields;
+    int limit_request_field_size;
+    int64_t max_body_size;      /* 0 = unlimited */
+    int64_t body_buffer_size;   /* larger bodies spool to a temporary file */
+    char *accesslog;            /* NULL = off, "-" = stdout */
+    char *access_log_format;
+    char *errorlog;             /* "-" = stderr */
+    enum drv_loglevel loglevel;
+    bool dev;
+};
+
+/* What main() should do once settings are loaded. */
+enum drv_action {
+    DRV_ACTION_SERVE,
+    DRV_ACTION_HELP,
+    DRV_ACTION_VERSION,
+    DRV_ACTION_PRINT_CONFIG,
+    DRV_ACTION_CHECK_CONFIG,
+    DRV_ACTION_PRINT_REFERENCE, /* --print-reference: docs/configuration.md */
+};
+
+/*
+ * Resolve the settings from defaults, the YAML file, `envp` (DROVER_*,
+ * PORT, WEB_CONCURRENCY) and argv[1..argc-1]. On success fills *s and
+ * *action and returns 0. On error returns -1 with one line (no newline) in
+ * err[0..errlen) and leaves *s freed. `s` must be zero-initialised or
+ * previously freed.
+ */
+int drv_settings_load(struct drv_settings *s, int argc, char **argv,
+                      char **envp, enum drv_action *action, char *err,
+                      size_t errlen);
+
+/* Free everything *s owns and zero it. Safe on a zeroed struct. */
+void drv_settings_free(struct drv_settings *s);
+
+/* Write the resolved settings as a YAML document that drv_settings_load
+ * accepts back unchanged (used by --print-config). */
+void drv_settings_print_yaml(const struct drv_settings *s, FILE *out);
+
+/* --help text: usage line, then one entry per setting with its flags,
+ * environment variable, default and help. */
+void drv_settings_print_help(FILE *out, const char *prog);
+
+/* Markdown reference of every setting (docs/configuration.md). */
+void drv_settings_print_reference(FILE *out);
+
+/* Name of a log level ("debug", "info", ...). */
+const char *drv_loglevel_name(enum drv_loglevel level);
+
+#endif

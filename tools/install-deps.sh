@@ -1,0 +1,45 @@
+#!/bin/sh
+# Install every Debian package that drover's build, tests and benchmarks use,
+# only when one is missing. Safe to run again; does nothing when all are there.
+# Usage: tools/install-deps.sh [build|test|bench|all]   (default: all)
+set -eu
+
+build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
+       libsystemd-dev python3-dev libcmocka-dev"
+test="python3 python3-pytest python3-requests python3-flask python3-venv
+      curl libclang-rt-14-dev clang systemd procps util-linux iproute2
+      nginx-light"
+bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress nginx-light
+       procps"
+
+case "${1:-all}" in
+build) want="$build" ;;
+test)  want="$build $test" ;;
+bench) want="$build $bench" ;;
+all)   want="$build $test $bench" ;;
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    case " $missing " in *" $p "*) continue ;; esac
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# Debian's nginx package starts a service on install; we never want that on a
+# build machine, and in a container without systemd it would fail anyway.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+fi
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
