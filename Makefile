@@ -1,0 +1,71 @@
+# drover: the two commands.
+#
+#   make run    install what is missing, build, serve the example app on 0.0.0.0:5000
+#   make test   install what is missing, build, run every suite (unit,
+#               integration, and both again on an ASan+UBSan build)
+#
+# The real build is CMake; this file only strings the steps together.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# Debian's interpreter: it has python3-pytest, -requests and -flask.
+PYTHON     ?= /usr/bin/python3
+WERROR     ?= $(if $(CI),ON,OFF)
+BIND       ?= 0.0.0.0:5000
+APP        ?= $(BUILD)/examples/hello.so:hello_app
+PYTEST_ARGS ?=
+
+SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps deps-test deps-bench build build-asan run test unit \
+        integration test-asan bench clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh build
+
+deps-test:
+	@tools/install-deps.sh test
+
+deps-bench:
+	@tools/install-deps.sh bench
+
+$(BUILD)/Makefile $(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -DDROVER_WERROR=$(WERROR)
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DDROVER_WERROR=$(WERROR) \
+	      -DDROVER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: build
+	exec $(BUILD)/drover --bind $(BIND) $(APP)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+integration: deps-test build
+	DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    tests/integration $(PYTEST_ARGS)
+
+test-asan: deps-test build-asan
+	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
+	$(SAN_ENV) DROVER_BUILD=$(ASAN_BUILD) $(PYTHON) -m pytest -q \
+	    -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test: deps-test
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) test-asan
+
+bench: deps-bench build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
