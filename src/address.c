@@ -52,7 +52,7 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
             return -1;
-        if (v <= max)           /* stop growing once too large, keep scanning */
+        if (v <= max) /* stop growing once too large, keep scanning */
             v = v * 10 + (s[i] - '0');
     }
     if (v > max)
@@ -186,8 +186,9 @@ int drv_addr_parse(const char *spec, struct drv_addr *out, char *err,
     if (starts_with(spec, "tcp://"))
         spec += 6;
     else if (strstr(spec, "://"))
-        return fail(err, len, "unsupported scheme (use HOST:PORT, unix:PATH "
-                              "or fd://N)");
+        return fail(err, len,
+                    "unsupported scheme (use HOST:PORT, unix:PATH "
+                    "or fd://N)");
     return parse_tcp(spec, out, err, len);
 }
 

@@ -266,7 +266,7 @@ static const struct {
     const char *shortflag;
     const char *flag;
     enum drv_action action;
-    int rank; /* the highest-ranked action given wins */
+    int rank; /* the highest-ranked action given wins; see NO_LOAD_RANK */
     const char *help;
 } actions[] = {
     {"-h", "--help", DRV_ACTION_HELP, 4, "show this help and exit"},
@@ -281,9 +281,13 @@ static const struct {
 
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 
+/* Actions ranked this high need no settings: they skip the file and the
+ * environment, and win over a broken command line. */
+#define NO_LOAD_RANK 2
+
 static const char *const loglevel_names[] = {
-    [DRV_LOG_DEBUG] = "debug",     [DRV_LOG_INFO] = "info",
-    [DRV_LOG_WARNING] = "warning", [DRV_LOG_ERROR] = "error",
+    [DRV_LOG_DEBUG] = "debug",       [DRV_LOG_INFO] = "info",
+    [DRV_LOG_WARNING] = "warning",   [DRV_LOG_ERROR] = "error",
     [DRV_LOG_CRITICAL] = "critical",
 };
 
@@ -368,8 +372,8 @@ static int vfail(struct loader *ld, const char *src, const char *fmt,
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     if (ld->err && ld->errlen)
-        snprintf(ld->err, ld->errlen, "%s%s%s", src ? src : "",
-                 src ? ": " : "", msg);
+        snprintf(ld->err, ld->errlen, "%s%s%s", src ? src : "", src ? ": " : "",
+                 msg);
     return -1;
 }
 
@@ -422,7 +426,8 @@ static size_t distance(const char *a, const char *b)
         for (size_t j = 1; j <= lb; j++) {
             size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
             size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            cur[j] =
+                sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
         }
         memcpy(prev, cur, sizeof(prev));
     }
@@ -505,13 +510,16 @@ static int parse_size(const char *t, int64_t *out, char *msg, size_t len)
     switch (*end) {
     case '\0':
         break;
-    case 'k': case 'K':
+    case 'k':
+    case 'K':
         mult = INT64_C(1) << 10;
         break;
-    case 'm': case 'M':
+    case 'm':
+    case 'M':
         mult = INT64_C(1) << 20;
         break;
-    case 'g': case 'G':
+    case 'g':
+    case 'G':
         mult = INT64_C(1) << 30;
         break;
     default:
@@ -526,8 +534,10 @@ static int parse_size(const char *t, int64_t *out, char *msg, size_t len)
     *out = v * mult;
     return 0;
 bad:
-    snprintf(msg, len, "'%s' is not a size (bytes, or a number followed by "
-                       "k, m or g)", t);
+    snprintf(msg, len,
+             "'%s' is not a size (bytes, or a number followed by "
+             "k, m or g)",
+             t);
     return -1;
 }
 
@@ -578,8 +588,8 @@ static int check_int_bounds(const struct row *r, const char *t, int64_t v,
     return -1;
 }
 
-static int check_bounds(const struct row *r, const char *t, double v,
-                        char *msg, size_t len)
+static int check_bounds(const struct row *r, const char *t, double v, char *msg,
+                        size_t len)
 {
     if ((r->opts & R_MIN_EXCLUSIVE) && v <= (double)r->min)
         snprintf(msg, len, "'%s' must be greater than %" PRId64, t, r->min);
@@ -602,8 +612,10 @@ static int parse_value(const struct row *r, const char *t, union value *v,
     case T_BOOL:
         if (parse_bool(t, &v->b))
             return 0;
-        snprintf(msg, len, "'%s' is not a boolean (true/false, yes/no, "
-                           "on/off, 1/0)", t);
+        snprintf(msg, len,
+                 "'%s' is not a boolean (true/false, yes/no, "
+                 "on/off, 1/0)",
+                 t);
         return -1;
     case T_INT:
     case T_LONG:
@@ -613,8 +625,8 @@ static int parse_value(const struct row *r, const char *t, union value *v,
             return -1;
         }
         if (rc == -2) {
-            snprintf(msg, len, "'%s' is out of range %" PRId64 "-%" PRId64,
-                     t, r->min, r->max);
+            snprintf(msg, len, "'%s' is out of range %" PRId64 "-%" PRId64, t,
+                     r->min, r->max);
             return -1;
         }
         return check_int_bounds(r, t, v->i, msg, len);
@@ -633,8 +645,10 @@ static int parse_value(const struct row *r, const char *t, union value *v,
                 return 0;
             }
         }
-        snprintf(msg, len, "'%s' is not one of debug, info, warning, error, "
-                           "critical", t);
+        snprintf(msg, len,
+                 "'%s' is not one of debug, info, warning, error, "
+                 "critical",
+                 t);
         return -1;
     case T_STRING:
     case T_LIST:
@@ -869,11 +883,10 @@ static void where(const struct yaml_ctx *y, const yaml_mark_t *m, char *buf,
     snprintf(buf, len, "%s:%zu:%zu", y->path, m->line + 1, m->column + 1);
 }
 
-static int yfail(struct yaml_ctx *y, const yaml_mark_t *m, const char *fmt,
-                 ...) __attribute__((format(printf, 3, 4)));
+static int yfail(struct yaml_ctx *y, const yaml_mark_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int yfail(struct yaml_ctx *y, const yaml_mark_t *m, const char *fmt,
-                 ...)
+static int yfail(struct yaml_ctx *y, const yaml_mark_t *m, const char *fmt, ...)
 {
     char src[1024], msg[512];
     va_list ap;
@@ -962,15 +975,14 @@ static int yaml_sequence(struct yaml_ctx *y, const struct row *r,
             return -1;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
             if (n == 0)
-                rc = yfail(y, start, "'%s' needs at least one value",
-                           r->name);
+                rc = yfail(y, start, "'%s' needs at least one value", r->name);
             yaml_event_delete(&ev);
             break;
         }
         if (ev.type == YAML_SCALAR_EVENT)
-            rc = is_null(&ev) ? yfail(y, &ev.start_mark,
-                                      "empty item in '%s'", r->name)
-                              : yaml_scalar(y, r, &ev);
+            rc = is_null(&ev)
+                     ? yfail(y, &ev.start_mark, "empty item in '%s'", r->name)
+                     : yaml_scalar(y, r, &ev);
         else
             rc = yfail(y, &ev.start_mark,
                        "'%s' items must be plain values, not %s", r->name,
@@ -1196,8 +1208,8 @@ static void unknown_option(struct loader *ld, struct cli *c, const char *name)
         }
     }
     if (name[1] == '-' && suggestion(&sg))
-        cli_error(ld, c, NULL, "unknown option '%s' (did you mean '%s'?)",
-                  name, suggestion(&sg));
+        cli_error(ld, c, NULL, "unknown option '%s' (did you mean '%s'?)", name,
+                  suggestion(&sg));
     else
         cli_error(ld, c, NULL, "unknown option '%s'", name);
 }
@@ -1254,12 +1266,15 @@ static int scan_long(struct loader *ld, struct cli *c, int i, int argc,
         unknown_option(ld, c, name);
         return 0;
     }
-    if (r->type == T_BOOL) {
-        if (negated && eq)
+    if (negated) { /* --no-X: never a value */
+        if (eq)
             cli_error(ld, c, name, "does not take a value");
         else
-            cli_push(c, r, negated ? arg : src,
-                     negated ? "false" : eq ? eq + 1 : "true");
+            cli_push(c, r, arg, "false");
+        return 0;
+    }
+    if (r->type == T_BOOL) { /* --X or --X=VALUE, never the next argument */
+        cli_push(c, r, src, eq ? eq + 1 : "true");
         return 0;
     }
     if (eq) {
@@ -1334,7 +1349,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
         }
     }
     /* --help and friends win over a broken command line */
-    return c->bad && c->rank < 2 ? -1 : 0;
+    return c->bad && c->rank < NO_LOAD_RANK ? -1 : 0;
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -1382,9 +1397,8 @@ int drv_settings_load(struct drv_settings *s, int argc, char **argv,
     if (err && errlen)
         err[0] = '\0';
     rc = scan_cli(&ld, argc, argv, &c);
-    if (rc == 0 && c.rank >= 2) {
-        /* help, version, reference: built-in defaults only */
-        if (err && errlen)
+    if (rc == 0 && c.rank >= NO_LOAD_RANK) {
+        if (err && errlen) /* a bad flag beside --help is not reported */
             err[0] = '\0';
         rc = apply_defaults(&ld, false);
     } else if (rc == 0) {
@@ -1595,8 +1609,8 @@ static void flags_text(const struct row *r, char *buf, size_t len, bool md)
         const char *f = i == 0 ? r->shortflag : r->flags[i - 1];
         if (!f)
             continue;
-        n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s", n ? ", " : "",
-                              tick, f, tick);
+        n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s", n ? ", " : "", tick,
+                              f, tick);
         if (r->type == T_BOOL && i > 0 && n < len)
             n += (size_t)snprintf(buf + n, len - n, ", %s--no-%s%s", tick,
                                   f + 2, tick);
@@ -1695,8 +1709,7 @@ void drv_settings_print_reference(FILE *out)
           "Actions:\n\n",
           out);
     for (size_t i = 0; i < NACTIONS; i++)
-        fprintf(out, "* %s%s%s`%s`: %s\n",
-                actions[i].shortflag ? "`" : "",
+        fprintf(out, "* %s%s%s`%s`: %s\n", actions[i].shortflag ? "`" : "",
                 actions[i].shortflag ? actions[i].shortflag : "",
                 actions[i].shortflag ? "`, " : "", actions[i].flag,
                 actions[i].help);

@@ -1,0 +1,255 @@
+/*
+ * Unit tests for http.c: requests parse the same whether they arrive whole
+ * or one byte at a time, limits hold at their exact boundaries, and each
+ * refusal carries the right status.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static struct drv_http_limits limits = {
+    .request_line = 100,
+    .fields = 5,
+    .field_size = 50,
+    .max_body = 1000,
+    .body_memory = 16,
+};
+
+/* Feed `data` in pieces of `step` bytes until the parser stops. */
+static enum drv_http_result feed(struct drv_http *h, const char *data,
+                                 size_t len, size_t step, size_t *used)
+{
+    size_t off = 0;
+    enum drv_http_result r = DRV_HTTP_AGAIN;
+    while (off < len) {
+        size_t n = len - off < step ? len - off : step, c = 0;
+        r = drv_http_parse(h, data + off, n, &c);
+        off += c;
+        if (r != DRV_HTTP_AGAIN)
+            break;
+    }
+    *used = off;
+    return r;
+}
+
+static int parse_status(const char *raw)
+{
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    enum drv_http_result r = feed(&h, raw, strlen(raw), 4096, &used);
+    int status = r == DRV_HTTP_ERROR ? h.error_status
+                 : r == DRV_HTTP_DONE ? 200 : 0;
+    drv_http_free(&h);
+    return status;
+}
+
+static void check_request(size_t step)
+{
+    static const char raw[] = "POST /p%20a/th?q=1&r=2 HTTP/1.1\r\n"
+                              "Host: example\r\n"
+                              "X-Pad:   spaced value  \r\n"
+                              "Content-Length: 5\r\n\r\nhello";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(feed(&h, raw, sizeof(raw) - 1, step, &used),
+                     DRV_HTTP_DONE);
+    assert_int_equal(used, sizeof(raw) - 1);
+    const struct drover_request *v = &h.req.view;
+    assert_memory_equal(v->method.ptr, "POST", 4);
+    assert_int_equal(v->path.len, 9);
+    assert_memory_equal(v->path.ptr, "/p%20a/th", 9);
+    assert_int_equal(v->query.len, 7);
+    assert_memory_equal(v->query.ptr, "q=1&r=2", 7);
+    assert_int_equal(v->nheaders, 3);
+    const struct drover_header *pad = drv_http_header(&h.req, "x-pad");
+    assert_non_null(pad);
+    assert_int_equal(pad->value.len, 12);
+    assert_memory_equal(pad->value.ptr, "spaced value", 12);
+    assert_int_equal(v->body_length, 5);
+    assert_memory_equal(v->body.ptr, "hello", 5);
+    assert_true(h.req.keep_alive);
+    drv_http_free(&h);
+}
+
+static void test_a_request_parses_the_same_whole_or_byte_by_byte(void **state)
+{
+    (void)state;
+    check_request(4096);
+    check_request(1);
+    check_request(7);
+}
+
+static void test_pipelined_requests_stop_at_each_message_end(void **state)
+{
+    (void)state;
+    static const char raw[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                              "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(drv_http_parse(&h, raw, sizeof(raw) - 1, &used),
+                     DRV_HTTP_DONE);
+    assert_int_equal(used, (sizeof(raw) - 1) / 2);
+    assert_memory_equal(h.req.view.path.ptr, "/1", 2);
+    drv_http_next(&h);
+    size_t more;
+    assert_int_equal(drv_http_parse(&h, raw + used, sizeof(raw) - 1 - used,
+                                    &more),
+                     DRV_HTTP_DONE);
+    assert_memory_equal(h.req.view.path.ptr, "/2", 2);
+    drv_http_free(&h);
+}
+
+static void test_chunked_body_is_dechunked_and_spooled_past_memory(void **state)
+{
+    (void)state;
+    static const char raw[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n"
+                              "a\r\n0123456789\r\n"
+                              "a;ext=1\r\nabcdefghij\r\n0\r\n\r\n";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(feed(&h, raw, sizeof(raw) - 1, 3, &used), DRV_HTTP_DONE);
+    /* 20 bytes > body_memory 16: the body moved to a file. */
+    assert_true(h.req.body.fd >= 0);
+    assert_null(h.req.view.body.ptr);
+    assert_int_equal(h.req.view.body_length, 20);
+    char buf[32];
+    assert_int_equal(drv_body_read(&h.req.body, buf, sizeof(buf)), 20);
+    assert_memory_equal(buf, "0123456789abcdefghij", 20);
+    assert_int_equal(drv_body_read(&h.req.body, buf, sizeof(buf)), 0);
+    drv_http_free(&h);
+}
+
+static void test_expect_continue_pauses_after_the_head(void **state)
+{
+    (void)state;
+    static const char raw[] = "PUT / HTTP/1.1\r\nHost: a\r\n"
+                              "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(drv_http_parse(&h, raw, sizeof(raw) - 1, &used),
+                     DRV_HTTP_HEAD);
+    assert_true(h.req.expect_continue);
+    assert_int_equal(drv_http_parse(&h, "ok", 2, &used), DRV_HTTP_DONE);
+    assert_int_equal(h.req.view.body_length, 2);
+    drv_http_free(&h);
+}
+
+static void test_limits_hold_at_their_exact_boundaries(void **state)
+{
+    (void)state;
+    char raw[512];
+    /* Request line: "GET " + target + " HTTP/1.1" = 13 + target bytes. */
+    char target[128];
+    memset(target, 'a', sizeof(target));
+    target[0] = '/';
+    snprintf(raw, sizeof(raw), "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", 87,
+             target);
+    assert_int_equal(parse_status(raw), 200);
+    snprintf(raw, sizeof(raw), "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", 88,
+             target);
+    assert_int_equal(parse_status(raw), 400);
+    /* Field size: name + value <= 50. */
+    snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nX: %.*s\r\n\r\n",
+             49, target + 1);
+    assert_int_equal(parse_status(raw), 200);
+    snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nX: %.*s\r\n\r\n",
+             50, target + 1);
+    assert_int_equal(parse_status(raw), 431);
+    /* Field count: 5 allowed. */
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\n"
+                                  "C: 1\r\nD: 1\r\n\r\n"),
+                     200);
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\n"
+                                  "C: 1\r\nD: 1\r\nE: 1\r\n\r\n"),
+                     431);
+}
+
+static void test_refusals_carry_the_right_status(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_status("BLAH\r\n\r\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.1\nHost: a\n\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\n\r\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+                     400);
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Content-Length: 1\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"),
+                     400);
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Content-Length: 1001\r\n\r\n"),
+                     413);
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Expect: teapot\r\n\r\n"),
+                     417);
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Transfer-Encoding: gzip, chunked\r\n\r\n"),
+                     501);
+    assert_int_equal(parse_status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+    assert_int_equal(parse_status("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 505);
+    assert_int_equal(parse_status("GET / HTTP/1.0\r\n\r\n"), 200);
+}
+
+static void test_chunked_body_over_the_limit_is_refused_while_arriving(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    static const char head[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n";
+    assert_int_equal(drv_http_parse(&h, head, sizeof(head) - 1, &used),
+                     DRV_HTTP_AGAIN);
+    char chunk[600];
+    memset(chunk, 'x', sizeof(chunk));
+    memcpy(chunk, "200\r\n", 5); /* 512 bytes */
+    assert_int_equal(drv_http_parse(&h, chunk, 5 + 512, &used), DRV_HTTP_AGAIN);
+    assert_int_equal(drv_http_parse(&h, "\r\n", 2, &used), DRV_HTTP_AGAIN);
+    assert_int_equal(drv_http_parse(&h, chunk, 5 + 512, &used), DRV_HTTP_ERROR);
+    assert_int_equal(h.error_status, 413);
+    drv_http_free(&h);
+}
+
+static void test_absolute_form_target_yields_its_path(void **state)
+{
+    (void)state;
+    static const char raw[] = "GET http://example.com/x/y?z HTTP/1.1\r\n"
+                              "Host: example.com\r\n\r\n";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(drv_http_parse(&h, raw, sizeof(raw) - 1, &used),
+                     DRV_HTTP_DONE);
+    assert_int_equal(h.req.view.path.len, 4);
+    assert_memory_equal(h.req.view.path.ptr, "/x/y", 4);
+    assert_int_equal(h.req.view.query.len, 1);
+    drv_http_free(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_request_parses_the_same_whole_or_byte_by_byte),
+        cmocka_unit_test(test_pipelined_requests_stop_at_each_message_end),
+        cmocka_unit_test(test_chunked_body_is_dechunked_and_spooled_past_memory),
+        cmocka_unit_test(test_expect_continue_pauses_after_the_head),
+        cmocka_unit_test(test_limits_hold_at_their_exact_boundaries),
+        cmocka_unit_test(test_refusals_carry_the_right_status),
+        cmocka_unit_test(test_chunked_body_over_the_limit_is_refused_while_arriving),
+        cmocka_unit_test(test_absolute_form_target_yields_its_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
