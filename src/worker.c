@@ -121,7 +121,9 @@ void drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
         .nlisteners = nlisteners,
         .accesslog = accesslog,
         .limits = {.request_line = s->limit_request_line,
-                   .fields = s->limit_request_fields,
+                   /* gunicorn: 0 means the maximum, not unlimited */
+                   .fields = s->limit_request_fields ? s->limit_request_fields
+                                                     : 32768,
                    .field_size = s->limit_request_field_size,
                    .max_body = s->max_body_size,
                    .body_memory = s->body_buffer_size},

@@ -90,18 +90,18 @@ static void test_unix_paths_keep_absolute_and_relative_forms(void **state)
     struct drv_addr a;
     char err[256];
 
-    assert_int_equal(drv_addr_parse("unix:/run/drover.sock", &a, err,
-                                    sizeof(err)), 0);
+    assert_int_equal(
+        drv_addr_parse("unix:/run/drover.sock", &a, err, sizeof(err)), 0);
     assert_int_equal(a.kind, DRV_ADDR_UNIX);
     assert_string_equal(a.path, "/run/drover.sock");
 
-    assert_int_equal(drv_addr_parse("unix:run/drover.sock", &a, err,
-                                    sizeof(err)), 0);
+    assert_int_equal(
+        drv_addr_parse("unix:run/drover.sock", &a, err, sizeof(err)), 0);
     assert_int_equal(a.kind, DRV_ADDR_UNIX);
     assert_string_equal(a.path, "run/drover.sock");
 
-    assert_int_equal(drv_addr_parse("unix:///tmp/x.sock", &a, err,
-                                    sizeof(err)), 0);
+    assert_int_equal(drv_addr_parse("unix:///tmp/x.sock", &a, err, sizeof(err)),
+                     0);
     assert_string_equal(a.path, "/tmp/x.sock");
 }
 
@@ -251,8 +251,7 @@ static void test_format_truncates_to_the_buffer(void **state)
     struct drv_addr a;
     char err[64], buf[6];
 
-    assert_int_equal(drv_addr_parse("127.0.0.1:5000", &a, err, sizeof(err)),
-                     0);
+    assert_int_equal(drv_addr_parse("127.0.0.1:5000", &a, err, sizeof(err)), 0);
     drv_addr_format(&a, buf, sizeof(buf));
     assert_string_equal(buf, "127.0");
 }
@@ -282,8 +281,7 @@ int main(void)
         cmocka_unit_test(test_unknown_scheme_is_refused),
         cmocka_unit_test(test_empty_unix_path_is_refused),
         cmocka_unit_test(test_unix_path_too_long_for_sun_path_is_refused),
-        cmocka_unit_test(
-            test_fd_that_is_not_a_non_negative_integer_is_refused),
+        cmocka_unit_test(test_fd_that_is_not_a_non_negative_integer_is_refused),
         cmocka_unit_test(test_small_error_buffers_are_truncated_not_overrun),
         cmocka_unit_test(test_format_writes_bind_syntax_back),
         cmocka_unit_test(test_format_truncates_to_the_buffer),

@@ -38,10 +38,9 @@ static int count(char **v)
 }
 
 /* Load, expecting success; returns the action. */
-static enum drv_action load_ok(struct drv_settings *s, char **argv,
-                               char **envp)
+static enum drv_action load_ok(struct drv_settings *s, char **argv, char **envp)
 {
-    enum drv_action action = (enum drv_action)-1;
+    enum drv_action action = (enum drv_action) - 1;
     char err[512] = "";
 
     memset(s, 0, sizeof(*s));
@@ -132,20 +131,21 @@ static void test_defaults_are_the_documented_values(void **state)
     drv_settings_free(&s);
 }
 
-static void test_cli_overrides_env_overrides_yaml_overrides_default(void **state)
+static void
+test_cli_overrides_env_overrides_yaml_overrides_default(void **state)
 {
     struct drv_settings s;
     char *path = yaml_file(0, "workers: 2\n"
-                                    "timeout: 5\n"
-                                    "backlog: 100\n");
+                              "timeout: 5\n"
+                              "backlog: 100\n");
     char cfg[128];
 
     snprintf(cfg, sizeof(cfg), "DROVER_CONFIG=%s", path);
     load_ok(&s, ARGV("-w", "4"),
             ENV(cfg, "DROVER_WORKERS=3", "DROVER_TIMEOUT=6"));
-    assert_int_equal(s.workers, 4);       /* command line */
-    assert_true(s.timeout == 6);          /* environment */
-    assert_int_equal(s.backlog, 100);     /* YAML */
+    assert_int_equal(s.workers, 4);        /* command line */
+    assert_true(s.timeout == 6);           /* environment */
+    assert_int_equal(s.backlog, 100);      /* YAML */
     assert_true(s.graceful_timeout == 30); /* default */
     assert_string_equal(s.config, path);
     drv_settings_free(&s);
@@ -193,9 +193,9 @@ static void test_empty_environment_variables_count_as_unset(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, NOARGS,
-            ENV("DROVER_WORKERS=", "PORT=", "WEB_CONCURRENCY=",
-                "DROVER_CONFIG="));
+    load_ok(
+        &s, NOARGS,
+        ENV("DROVER_WORKERS=", "PORT=", "WEB_CONCURRENCY=", "DROVER_CONFIG="));
     assert_int_equal(s.workers, 1);
     assert_bind(&s, 1, "0.0.0.0:5000");
     drv_settings_free(&s);
@@ -247,9 +247,10 @@ static void test_aliases_set_the_same_setting(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, ARGV("--keepalive", "5", "--accesslog", "a.log",
-                     "--access-log-format", "%(h)s", "--log-file", "e.log",
-                     "--loglevel", "debug"),
+    load_ok(&s,
+            ARGV("--keepalive", "5", "--accesslog", "a.log",
+                 "--access-log-format", "%(h)s", "--log-file", "e.log",
+                 "--loglevel", "debug"),
             NOENV);
     assert_true(s.keepalive == 5);
     assert_string_equal(s.accesslog, "a.log");
@@ -367,11 +368,11 @@ static void test_integer_bounds_are_inclusive(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, ARGV("-w", "1024", "--backlog", "65535",
-                     "--limit-request-line", "0", "--limit-request-fields",
-                     "32768", "--limit-request-field-size", "1048576",
-                     "--max-requests", "+1000", "--max-requests-jitter",
-                     "50"),
+    load_ok(&s,
+            ARGV("-w", "1024", "--backlog", "65535", "--limit-request-line",
+                 "0", "--limit-request-fields", "32768",
+                 "--limit-request-field-size", "1048576", "--max-requests",
+                 "+1000", "--max-requests-jitter", "50"),
             NOENV);
     assert_int_equal(s.workers, 1024);
     assert_int_equal(s.backlog, 65535);
@@ -387,9 +388,9 @@ static void test_durations_accept_integers_and_decimals(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, ARGV("-t", "120", "--graceful-timeout", "0.5",
-                     "--header-timeout", ".25", "--io-timeout", "1e2",
-                     "--keep-alive", "0"),
+    load_ok(&s,
+            ARGV("-t", "120", "--graceful-timeout", "0.5", "--header-timeout",
+                 ".25", "--io-timeout", "1e2", "--keep-alive", "0"),
             NOENV);
     assert_true(s.timeout == 120);
     assert_true(s.graceful_timeout == 0.5);
@@ -468,8 +469,7 @@ static void test_size_errors_name_their_source(void **state)
 static void test_booleans_accept_every_spelling(void **state)
 {
     static const char *yes[] = {"true", "TRUE", "yes", "Yes", "on", "ON", "1"};
-    static const char *no[] = {"false", "False", "no", "NO", "off", "Off",
-                               "0"};
+    static const char *no[] = {"false", "False", "no", "NO", "off", "Off", "0"};
     struct drv_settings s;
     char var[64];
 
@@ -522,8 +522,7 @@ static void test_boolean_errors_name_their_source(void **state)
     load_fails(ARGV("--dev=2"), NOENV,
                "--dev: '2' is not a boolean (true/false, yes/no, on/off, "
                "1/0)");
-    load_fails(ARGV("--no-dev=1"), NOENV,
-               "--no-dev: does not take a value");
+    load_fails(ARGV("--no-dev=1"), NOENV, "--no-dev: does not take a value");
 }
 
 static void test_log_level_is_one_of_five_names(void **state)
@@ -565,18 +564,20 @@ static void test_bind_flag_repeats_to_listen_on_several(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, ARGV("-b", "127.0.0.1:8000", "--bind", "[::1]:8000",
-                     "--bind=unix:/run/drover.sock"),
+    load_ok(&s,
+            ARGV("-b", "127.0.0.1:8000", "--bind", "[::1]:8000",
+                 "--bind=unix:/run/drover.sock"),
             NOENV);
     assert_bind(&s, 3, "127.0.0.1:8000", "[::1]:8000", "unix:/run/drover.sock");
     drv_settings_free(&s);
 }
 
-static void test_cli_binds_replace_the_yaml_list_instead_of_appending(void **state)
+static void
+test_cli_binds_replace_the_yaml_list_instead_of_appending(void **state)
 {
     struct drv_settings s;
     char *path = yaml_file(0, "bind:\n  - 10.0.0.1:80\n"
-                                    "  - 10.0.0.2:80\n");
+                              "  - 10.0.0.2:80\n");
 
     load_ok(&s, ARGV("-c", path, "-b", ":1", "-b", ":2"),
             ENV("DROVER_BIND=:3"));
@@ -702,7 +703,8 @@ static void test_bad_WEB_CONCURRENCY_is_an_error_naming_it(void **state)
                "WEB_CONCURRENCY: '0' is below the minimum 1");
 }
 
-/* ---- actions -------------------------------------------------------------- */
+/* ---- actions --------------------------------------------------------------
+ */
 
 static void test_actions_are_returned(void **state)
 {
@@ -710,8 +712,7 @@ static void test_actions_are_returned(void **state)
 
     assert_int_equal(load_ok(&s, ARGV("-h"), NOENV), DRV_ACTION_HELP);
     drv_settings_free(&s);
-    assert_int_equal(load_ok(&s, ARGV("--version"), NOENV),
-                     DRV_ACTION_VERSION);
+    assert_int_equal(load_ok(&s, ARGV("--version"), NOENV), DRV_ACTION_VERSION);
     drv_settings_free(&s);
     assert_int_equal(load_ok(&s, ARGV("-v"), NOENV), DRV_ACTION_VERSION);
     drv_settings_free(&s);
@@ -731,10 +732,10 @@ static void test_help_wins_over_a_broken_command_line_and_file(void **state)
 {
     struct drv_settings s;
 
-    assert_int_equal(load_ok(&s, ARGV("--wrkers", "--help"),
-                             ENV("DROVER_CONFIG=/nonexistent/drover.yml",
-                                 "PORT=bad")),
-                     DRV_ACTION_HELP);
+    assert_int_equal(
+        load_ok(&s, ARGV("--wrkers", "--help"),
+                ENV("DROVER_CONFIG=/nonexistent/drover.yml", "PORT=bad")),
+        DRV_ACTION_HELP);
     assert_int_equal(s.workers, 1);
     drv_settings_free(&s);
     assert_int_equal(load_ok(&s, ARGV("--version", "--help"), NOENV),
@@ -750,18 +751,19 @@ static void test_check_config_still_validates(void **state)
                "--print-config: does not take a value");
 }
 
-/* ---- output --------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------------
+ */
 
 static void assert_same_settings(const struct drv_settings *a,
                                  const struct drv_settings *b)
 {
-#define SAME_STR(f)                                                          \
-    do {                                                                     \
-        if (a->f || b->f) {                                                  \
-            assert_non_null(a->f);                                           \
-            assert_non_null(b->f);                                           \
-            assert_string_equal(a->f, b->f);                                 \
-        }                                                                    \
+#define SAME_STR(f)                                                            \
+    do {                                                                       \
+        if (a->f || b->f) {                                                    \
+            assert_non_null(a->f);                                             \
+            assert_non_null(b->f);                                             \
+            assert_string_equal(a->f, b->f);                                   \
+        }                                                                      \
     } while (0)
     SAME_STR(app);
     assert_int_equal(a->bind.n, b->bind.n);
@@ -779,8 +781,7 @@ static void assert_same_settings(const struct drv_settings *a,
     assert_int_equal(a->preload, b->preload);
     assert_int_equal(a->limit_request_line, b->limit_request_line);
     assert_int_equal(a->limit_request_fields, b->limit_request_fields);
-    assert_int_equal(a->limit_request_field_size,
-                     b->limit_request_field_size);
+    assert_int_equal(a->limit_request_field_size, b->limit_request_field_size);
     assert_int_equal(a->max_body_size, b->max_body_size);
     assert_int_equal(a->body_buffer_size, b->body_buffer_size);
     SAME_STR(accesslog);
@@ -823,17 +824,18 @@ static void test_print_yaml_loads_back_identical_settings(void **state)
 {
     struct drv_settings s;
 
-    load_ok(&s, ARGV("-b", "127.0.0.1:8000", "-b", "[::1]:8000", "-b",
-                     "unix:/tmp/a \"quoted\" sock", "-w", "7", "-t", "0.1",
-                     "--graceful-timeout", "2.75", "--keepalive", "0",
-                     "--header-timeout", "0.001", "--io-timeout", "1e-7",
-                     "--max-requests", "1000", "--max-requests-jitter", "50",
-                     "--no-preload", "--limit-request-line", "0",
-                     "--max-body-size", "10m", "--body-buffer-size", "0",
-                     "--access-logfile", "-", "--access-logformat",
-                     "%(h)s \\ \"%(r)s\"\t\x01 caf\xc3\xa9 # not a comment",
-                     "--error-logfile", "/var/log/drover: error.log",
-                     "--log-level", "error", "--dev", "pkg.wsgi:app"),
+    load_ok(&s,
+            ARGV("-b", "127.0.0.1:8000", "-b", "[::1]:8000", "-b",
+                 "unix:/tmp/a \"quoted\" sock", "-w", "7", "-t", "0.1",
+                 "--graceful-timeout", "2.75", "--keepalive", "0",
+                 "--header-timeout", "0.001", "--io-timeout", "1e-7",
+                 "--max-requests", "1000", "--max-requests-jitter", "50",
+                 "--no-preload", "--limit-request-line", "0", "--max-body-size",
+                 "10m", "--body-buffer-size", "0", "--access-logfile", "-",
+                 "--access-logformat",
+                 "%(h)s \\ \"%(r)s\"\t\x01 caf\xc3\xa9 # not a comment",
+                 "--error-logfile", "/var/log/drover: error.log", "--log-level",
+                 "error", "--dev", "pkg.wsgi:app"),
             NOENV);
     assert_round_trips(&s);
     drv_settings_free(&s);
@@ -876,14 +878,28 @@ static char *capture_help(void)
 static void test_help_has_usage_app_forms_and_every_flag(void **state)
 {
     static const char *want[] = {
-        "usage: drover [OPTIONS] APP\n", "module:callable",
-        "path/to/app.so:symbol", "-b, --bind ADDRESS", "-w, --workers INT",
-        "-t, --timeout SECONDS", "-c, --config FILE", "--preload, --no-preload",
-        "--keep-alive, --keepalive SECONDS", "--max-requests-jitter",
-        "--limit-request-field-size", "--body-buffer-size SIZE",
-        "--access-logfile, --accesslog FILE", "--log-level, --loglevel LEVEL",
-        "--dev, --no-dev", "DROVER_WORKERS", "default 2048", "--help",
-        "--version", "--print-config", "--check-config", "--print-reference",
+        "usage: drover [OPTIONS] APP\n",
+        "module:callable",
+        "path/to/app.so:symbol",
+        "-b, --bind ADDRESS",
+        "-w, --workers INT",
+        "-t, --timeout SECONDS",
+        "-c, --config FILE",
+        "--preload, --no-preload",
+        "--keep-alive, --keepalive SECONDS",
+        "--max-requests-jitter",
+        "--limit-request-field-size",
+        "--body-buffer-size SIZE",
+        "--access-logfile, --accesslog FILE",
+        "--log-level, --loglevel LEVEL",
+        "--dev, --no-dev",
+        "DROVER_WORKERS",
+        "default 2048",
+        "--help",
+        "--version",
+        "--print-config",
+        "--check-config",
+        "--print-reference",
     };
     char *help = capture_help();
 
@@ -908,9 +924,14 @@ static void test_help_lines_fit_80_columns(void **state)
 static void test_reference_documents_every_setting(void **state)
 {
     static const char *want[] = {
-        "### `bind`", "### `max_requests_jitter`", "`DROVER_BODY_BUFFER_SIZE`",
-        "### `access_log_format`", "| Range | 1 to 1024 |", "WEB_CONCURRENCY",
-        "`--no-preload`", "| YAML | (not allowed) |",
+        "### `bind`",
+        "### `max_requests_jitter`",
+        "`DROVER_BODY_BUFFER_SIZE`",
+        "### `access_log_format`",
+        "| Range | 1 to 1024 |",
+        "WEB_CONCURRENCY",
+        "`--no-preload`",
+        "| YAML | (not allowed) |",
     };
     char *buf = NULL;
     size_t len = 0;
@@ -945,13 +966,13 @@ static void test_small_error_buffers_are_truncated_not_overrun(void **state)
     char err[8];
 
     memset(&s, 0, sizeof(s));
-    assert_int_equal(drv_settings_load(&s, 3, ARGV("-w", "abc"), NOENV,
-                                       &action, err, sizeof(err)),
+    assert_int_equal(drv_settings_load(&s, 3, ARGV("-w", "abc"), NOENV, &action,
+                                       err, sizeof(err)),
                      -1);
     assert_string_equal(err, "-w: 'ab");
-    assert_int_equal(drv_settings_load(&s, 3, ARGV("-w", "abc"), NOENV,
-                                       &action, NULL, 0),
-                     -1);
+    assert_int_equal(
+        drv_settings_load(&s, 3, ARGV("-w", "abc"), NOENV, &action, NULL, 0),
+        -1);
 }
 
 int main(void)
