@@ -8,6 +8,8 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian's interpreter: it has python3-pytest, -requests and -flask.
 PYTHON     ?= /usr/bin/python3
@@ -20,7 +22,7 @@ SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps deps-test deps-bench build build-asan run test unit \
-        integration test-asan bench clean
+        integration test-asan fuzz bench clean
 
 all: build
 
@@ -63,9 +65,19 @@ test: deps-test
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) test-asan
+	$(MAKE) fuzz
+
+# libFuzzer on the request parser; a short run is part of `make test`.
+fuzz: deps-test
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDROVER_FUZZ=ON -DDROVER_TESTS=OFF \
+	    -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_http
+	mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -print_final_stats=1 $(FUZZ_BUILD)/corpus tests/fuzz/corpus
 
 bench: deps-bench build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
