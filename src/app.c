@@ -26,7 +26,5 @@ struct drv_app *drv_app_load(const char *spec, char *err, size_t errlen)
     }
     if (drv_app_spec_is_native(spec))
         return drv_native_load(spec, err, errlen);
-    snprintf(err, errlen, "%s: Python apps are not supported by this build yet",
-             spec);
-    return NULL;
+    return drv_python_load(spec, err, errlen);
 }

@@ -50,5 +50,6 @@ static inline void drv_app_free(struct drv_app *app)
 
 /* Kinds. */
 struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen);
+struct drv_app *drv_python_load(const char *spec, char *err, size_t errlen);
 
 #endif

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = STDERR_FILENO;
+static const int log_fd = STDERR_FILENO;
 static char *log_path; /* NULL: stderr */
 static enum drv_loglevel log_level = DRV_LOG_INFO;
 
@@ -41,9 +41,10 @@ int drv_log_open(const char *path, enum drv_loglevel level, char *err,
     }
     free(log_path);
     log_path = strdup(path);
-    if (log_fd != STDERR_FILENO)
-        close(log_fd);
-    log_fd = fd;
+    /* The file becomes stderr, so whatever else writes there (Python
+     * tracebacks, a crashing library) lands in the same log. */
+    dup2(fd, STDERR_FILENO);
+    close(fd);
     return 0;
 }
 
@@ -55,7 +56,7 @@ int drv_log_reopen(void)
     if (fd < 0)
         return -errno;
     /* dup2 keeps the descriptor number, so nothing holding it goes stale. */
-    dup2(fd, log_fd);
+    dup2(fd, STDERR_FILENO);
     close(fd);
     return 0;
 }

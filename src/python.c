@@ -1,0 +1,1036 @@
+/*
+ * python: Python WSGI apps on an embedded CPython. The only module that
+ * includes Python.h.
+ *
+ * Start-up: the interpreter is configured with PyConfig (no deprecated
+ * Py_Set* calls): Python's own signal handlers off (drover owns signals),
+ * unbuffered stdio, sys.argv = ["drover", APP]. The working directory goes
+ * first on sys.path, as with gunicorn. The app spec is resolved by a small
+ * bootstrap written in Python (import, attribute path, factory call with
+ * literal arguments), because that code runs once and Python's own error
+ * messages and tracebacks are the best ones to show.
+ *
+ * Per request (the hot path, all C):
+ *   - environ starts as a copy of a prebuilt dict of the constant keys;
+ *     every key is an interned str created once; common header names map
+ *     to prebuilt HTTP_* keys without allocating;
+ *   - start_response and wsgi.input are small C objects bound to the
+ *     request; they turn inert when the request ends, so an app that keeps
+ *     them around cannot touch freed memory;
+ *   - a list or tuple result is written at once (Content-Length known);
+ *     any other iterable is pulled lazily as the socket drains, through a
+ *     drover_body_source whose close() calls the iterable's close().
+ *
+ * The GIL is held for the worker's whole life: one thread serves.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "log.h"
+
+/* ------------------------------------------------------------------ */
+/* Interned keys and constants                                         */
+
+enum key {
+    K_REQUEST_METHOD, K_SCRIPT_NAME, K_PATH_INFO, K_QUERY_STRING,
+    K_CONTENT_TYPE, K_CONTENT_LENGTH, K_SERVER_NAME, K_SERVER_PORT,
+    K_SERVER_PROTOCOL, K_REMOTE_ADDR, K_REMOTE_PORT, K_RAW_URI,
+    K_URL_SCHEME, K_INPUT,
+    K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING",
+    "CONTENT_TYPE", "CONTENT_LENGTH", "SERVER_NAME", "SERVER_PORT",
+    "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "RAW_URI",
+    "wsgi.url_scheme", "wsgi.input",
+};
+
+/* Header names common enough to deserve a prebuilt HTTP_* key. */
+static const char *const common_headers[] = {
+    "host", "user-agent", "accept", "accept-encoding", "accept-language",
+    "connection", "cookie", "referer", "cache-control", "origin",
+    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    "x-real-ip", "x-requested-with", "authorization", "if-none-match",
+    "if-modified-since", "upgrade-insecure-requests", "pragma", "dnt",
+    "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user",
+    "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "range",
+    "keep-alive", "te", "expect", "forwarded",
+};
+#define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
+
+static PyObject *keys[K_COUNT];
+static PyObject *common_keys[NCOMMON];
+static PyObject *environ_template; /* constant keys, copied per request */
+static PyObject *str_empty, *str_http10, *str_http11, *str_close;
+
+/* ------------------------------------------------------------------ */
+/* The per-request context: start_response and wsgi.input              */
+
+struct pyreq {
+    PyObject_HEAD
+    struct drv_request *req;  /* NULL once the request is over */
+    struct drv_response *res;
+    bool started;
+    PyObject *write;          /* bound write() callable, cached */
+};
+
+static PyTypeObject pyreq_type;
+static PyTypeObject input_type;
+
+struct input {
+    PyObject_HEAD
+    struct pyreq *ctx; /* owned reference */
+};
+
+static int set_error_if_over(struct pyreq *ctx)
+{
+    if (ctx->req)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the WSGI request this object belongs to has ended");
+    return -1;
+}
+
+/* A latin-1 view of a str, as PEP 3333 demands of status and headers. */
+static int latin1(PyObject *s, const char *what, const char **p, size_t *n)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what,
+                     Py_TYPE(s)->tp_name);
+        return -1;
+    }
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+        PyErr_Format(PyExc_ValueError, "%s must be latin-1: %R", what, s);
+        return -1;
+    }
+    *p = (const char *)PyUnicode_1BYTE_DATA(s);
+    *n = (size_t)PyUnicode_GET_LENGTH(s);
+    return 0;
+}
+
+static int parse_status(PyObject *status, int *code, const char **reason,
+                        size_t *rlen)
+{
+    const char *p;
+    size_t n;
+    if (latin1(status, "status", &p, &n) != 0)
+        return -1;
+    if (n < 3 || p[0] < '1' || p[0] > '9' || p[1] < '0' || p[1] > '9' ||
+        p[2] < '0' || p[2] > '9' || (n > 3 && p[3] != ' ')) {
+        PyErr_Format(PyExc_ValueError,
+                     "status must be like '200 OK', got %R", status);
+        return -1;
+    }
+    *code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    *reason = n > 4 ? p + 4 : NULL;
+    *rlen = n > 4 ? n - 4 : 0;
+    return 0;
+}
+
+static int add_headers(struct pyreq *ctx, PyObject *headers)
+{
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError,
+                     "response headers must be a list, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
+            PyErr_Format(PyExc_TypeError,
+                         "each header must be a (name, value) tuple, got %R",
+                         h);
+            return -1;
+        }
+        const char *name, *value;
+        size_t nlen, vlen;
+        if (latin1(PyTuple_GET_ITEM(h, 0), "header name", &name, &nlen) ||
+            latin1(PyTuple_GET_ITEM(h, 1), "header value", &value, &vlen))
+            return -1;
+        if (drv_response_header(ctx->res, name, nlen, value, vlen) != 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "invalid header (name must be a token; no CR, LF "
+                         "or NUL in the value): %R",
+                         h);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *start_response(PyObject *self, PyObject *args)
+{
+    struct pyreq *ctx = (struct pyreq *)self;
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O:start_response", &status, &headers,
+                          &exc_info))
+        return NULL;
+    if (set_error_if_over(ctx))
+        return NULL;
+    if (exc_info != Py_None) {
+        if (ctx->res->state >= DRV_RESPONSE_COMMITTED) {
+            /* Too late to change the response: re-raise (PEP 3333). */
+            PyObject *t, *v, *tb;
+            if (!PyArg_ParseTuple(exc_info, "OOO", &t, &v, &tb))
+                return NULL;
+            Py_INCREF(t);
+            Py_INCREF(v);
+            Py_INCREF(tb);
+            PyErr_Restore(t, v, tb);
+            return NULL;
+        }
+    } else if (ctx->started) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response called twice without exc_info");
+        return NULL;
+    }
+    int code;
+    const char *reason;
+    size_t rlen;
+    if (parse_status(status, &code, &reason, &rlen) != 0)
+        return NULL;
+    if (drv_response_start(ctx->res, code, reason, rlen) != 0) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R", status);
+        return NULL;
+    }
+    if (add_headers(ctx, headers) != 0) {
+        ctx->res->state = DRV_RESPONSE_NEW;
+        return NULL;
+    }
+    ctx->started = true;
+    Py_INCREF(ctx->write);
+    return ctx->write;
+}
+
+static PyObject *write_body(PyObject *self, PyObject *data)
+{
+    struct pyreq *ctx = (struct pyreq *)self;
+    if (set_error_if_over(ctx))
+        return NULL;
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (!ctx->started) {
+        PyErr_SetString(PyExc_RuntimeError, "write() before start_response");
+        return NULL;
+    }
+    drv_response_write(ctx->res, PyBytes_AS_STRING(data),
+                       (size_t)PyBytes_GET_SIZE(data));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef write_def = {"write", write_body, METH_O,
+                                "Write body bytes (PEP 3333 write())."};
+
+static PyObject *pyreq_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "start_response takes no keyword arguments");
+        return NULL;
+    }
+    return start_response(self, args);
+}
+
+static void pyreq_dealloc(PyObject *self)
+{
+    struct pyreq *ctx = (struct pyreq *)self;
+    Py_XDECREF(ctx->write);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject pyreq_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "drover.start_response",
+    .tp_basicsize = sizeof(struct pyreq),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_call = pyreq_call,
+    .tp_dealloc = pyreq_dealloc,
+    .tp_doc = "start_response(status, headers, exc_info=None)",
+};
+
+/* wsgi.input ------------------------------------------------------- */
+
+static struct drv_body *body_of(struct input *in)
+{
+    return in->ctx->req ? &in->ctx->req->body : NULL;
+}
+
+static PyObject *read_bytes(struct drv_body *b, Py_ssize_t want)
+{
+    uint64_t left = b->len - b->read_pos;
+    if (want < 0 || (uint64_t)want > left)
+        want = (Py_ssize_t)left;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, want);
+    if (!out)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    Py_ssize_t got = 0;
+    while (got < want) {
+        ssize_t n = drv_body_read(b, p + got, (size_t)(want - got));
+        if (n < 0) {
+            Py_DECREF(out);
+            errno = (int)-n;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (n == 0)
+            break;
+        got += n;
+    }
+    if (got != want && _PyBytes_Resize(&out, got) != 0)
+        return NULL;
+    return out;
+}
+
+static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *size)
+{
+    *size = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "expected at most one argument");
+        return -1;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        *size = PyLong_AsSsize_t(args[0]);
+        if (*size == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *input_read(PyObject *self, PyObject *const *args,
+                            Py_ssize_t nargs)
+{
+    Py_ssize_t size;
+    struct drv_body *b = body_of((struct input *)self);
+    if (size_arg(args, nargs, &size) != 0)
+        return NULL;
+    if (!b)
+        return PyBytes_FromStringAndSize("", 0);
+    return read_bytes(b, size);
+}
+
+/* One line, at most `limit` bytes (< 0: no limit). */
+static PyObject *readline_body(struct drv_body *b, Py_ssize_t limit)
+{
+    uint64_t left = b->len - b->read_pos;
+    if (limit < 0 || (uint64_t)limit > left)
+        limit = (Py_ssize_t)left;
+    if (b->fd < 0) {
+        const char *start = drv_buf_data(&b->mem) + b->read_pos;
+        const char *nl = memchr(start, '\n', (size_t)limit);
+        Py_ssize_t n = nl ? (Py_ssize_t)(nl - start) + 1 : limit;
+        b->read_pos += (uint64_t)n;
+        return PyBytes_FromStringAndSize(start, n);
+    }
+    /* Spooled: read in blocks, give back what follows the newline. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 0);
+    char block[8192];
+    while (out && limit > 0) {
+        size_t want = (size_t)limit < sizeof(block) ? (size_t)limit
+                                                    : sizeof(block);
+        uint64_t at = b->read_pos;
+        ssize_t n = drv_body_read(b, block, want);
+        if (n <= 0)
+            break;
+        const char *nl = memchr(block, '\n', (size_t)n);
+        size_t take = nl ? (size_t)(nl - block) + 1 : (size_t)n;
+        b->read_pos = at + take;
+        PyObject *part = PyBytes_FromStringAndSize(block, (Py_ssize_t)take);
+        PyBytes_ConcatAndDel(&out, part);
+        limit -= (Py_ssize_t)take;
+        if (nl)
+            break;
+    }
+    return out;
+}
+
+static PyObject *input_readline(PyObject *self, PyObject *const *args,
+                                Py_ssize_t nargs)
+{
+    Py_ssize_t size;
+    struct drv_body *b = body_of((struct input *)self);
+    if (size_arg(args, nargs, &size) != 0)
+        return NULL;
+    if (!b)
+        return PyBytes_FromStringAndSize("", 0);
+    return readline_body(b, size);
+}
+
+static PyObject *input_readlines(PyObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs)
+{
+    Py_ssize_t hint;
+    struct drv_body *b = body_of((struct input *)self);
+    if (size_arg(args, nargs, &hint) != 0)
+        return NULL;
+    PyObject *lines = PyList_New(0);
+    Py_ssize_t total = 0;
+    while (lines && b && b->read_pos < b->len) {
+        PyObject *line = readline_body(b, -1);
+        if (!line || PyList_Append(lines, line) != 0) {
+            Py_XDECREF(line);
+            Py_CLEAR(lines);
+            break;
+        }
+        total += PyBytes_GET_SIZE(line);
+        Py_DECREF(line);
+        if (hint > 0 && total >= hint)
+            break;
+    }
+    return lines;
+}
+
+static PyObject *input_iternext(PyObject *self)
+{
+    struct drv_body *b = body_of((struct input *)self);
+    if (!b || b->read_pos >= b->len)
+        return NULL; /* StopIteration */
+    return readline_body(b, -1);
+}
+
+static void input_dealloc(PyObject *self)
+{
+    Py_XDECREF(((struct input *)self)->ctx);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMethodDef input_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
+     "read(size=-1) -> bytes"},
+    {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
+     "readline(size=-1) -> bytes"},
+    {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
+     "readlines(hint=-1) -> list of bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject input_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "drover.Input",
+    .tp_basicsize = sizeof(struct input),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = input_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = input_iternext,
+    .tp_methods = input_methods,
+    .tp_doc = "wsgi.input: the request body",
+};
+
+/* ------------------------------------------------------------------ */
+/* environ                                                             */
+
+static int set_item(PyObject *env, PyObject *key, PyObject *value)
+{
+    if (!value)
+        return -1;
+    int rc = PyDict_SetItem(env, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyObject *str_of(struct drover_str s)
+{
+    return PyUnicode_DecodeLatin1(s.ptr, (Py_ssize_t)s.len, NULL);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Length of %XX escape at p[i], 3, or 0 if there is none. */
+static size_t escape_at(struct drover_str p, size_t i)
+{
+    return p.ptr[i] == '%' && i + 2 < p.len && hexval(p.ptr[i + 1]) >= 0 &&
+                   hexval(p.ptr[i + 2]) >= 0
+               ? 3
+               : 0;
+}
+
+/* PATH_INFO: percent-decoded bytes as a latin-1 str (PEP 3333). Two
+ * passes (count, then fill) so the str is built in place. */
+static PyObject *decoded_path(struct drover_str path)
+{
+    size_t n = 0;
+    int top = 0;
+    for (size_t i = 0; i < path.len; n++) {
+        int c = escape_at(path, i) ? hexval(path.ptr[i + 1]) * 16 +
+                                         hexval(path.ptr[i + 2])
+                                   : (unsigned char)path.ptr[i];
+        top |= c;
+        i += escape_at(path, i) ? 3 : 1;
+    }
+    /* CPython wants ASCII-only text flagged as such: ask for maxchar 127
+     * unless a byte is above it. */
+    PyObject *s = PyUnicode_New((Py_ssize_t)n, top & 0x80 ? 255 : 127);
+    if (!s)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(s);
+    for (size_t i = 0; i < path.len;) {
+        if (escape_at(path, i)) {
+            *out++ = (Py_UCS1)(hexval(path.ptr[i + 1]) * 16 +
+                               hexval(path.ptr[i + 2]));
+            i += 3;
+        } else {
+            *out++ = (Py_UCS1)path.ptr[i++];
+        }
+    }
+    return s;
+}
+
+/* The environ key for a header, or NULL (with no error) to drop it. */
+static PyObject *header_key(struct drover_str name)
+{
+    for (size_t i = 0; i < NCOMMON; i++)
+        if (drv_str_eq_lower((struct drv_str){name.ptr, name.len},
+                             common_headers[i])) {
+            Py_INCREF(common_keys[i]);
+            return common_keys[i];
+        }
+    char key[5 + 256];
+    if (name.len > 256)
+        return NULL;
+    memcpy(key, "HTTP_", 5);
+    for (size_t i = 0; i < name.len; i++) {
+        char c = name.ptr[i];
+        /* A '_' would alias a '-' header: drop such names (as gunicorn). */
+        if (c == '_')
+            return NULL;
+        key[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+    }
+    return PyUnicode_DecodeLatin1(key, (Py_ssize_t)(5 + name.len), NULL);
+}
+
+static int add_header(PyObject *env, const struct drover_header *h)
+{
+    struct drv_str n = {h->name.ptr, h->name.len};
+    PyObject *key;
+    if (drv_str_eq_lower(n, "content-type"))
+        key = keys[K_CONTENT_TYPE], Py_INCREF(key);
+    else if (drv_str_eq_lower(n, "content-length"))
+        key = keys[K_CONTENT_LENGTH], Py_INCREF(key);
+    else
+        key = header_key(h->name);
+    if (!key)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *value = str_of(h->value);
+    PyObject *old = value ? PyDict_GetItemWithError(env, key) : NULL;
+    if (old) {
+        /* Repeated header: join with ", " (RFC 9110 5.3). */
+        PyObject *joined = PyUnicode_FromFormat("%U, %U", old, value);
+        Py_DECREF(value);
+        value = joined;
+    }
+    int rc = value ? PyDict_SetItem(env, key, value) : -1;
+    Py_XDECREF(value);
+    Py_DECREF(key);
+    return rc;
+}
+
+static int host_and_port(PyObject *env, const struct drv_request *req)
+{
+    const struct drover_request *v = &req->view;
+    const struct drover_header *host = drv_http_header(req, "host");
+    struct drover_str name = v->server_addr;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", v->server_port);
+    struct drover_str portv = {port, strlen(port)};
+    if (host && host->value.len) {
+        const char *p = host->value.ptr, *end = p + host->value.len;
+        const char *colon = NULL;
+        if (*p == '[') { /* [v6]:port */
+            const char *close = memchr(p, ']', host->value.len);
+            colon = close && close + 1 < end && close[1] == ':' ? close + 1
+                                                                 : NULL;
+        } else {
+            colon = memchr(p, ':', host->value.len);
+        }
+        name = (struct drover_str){p, colon ? (size_t)(colon - p)
+                                            : host->value.len};
+        if (colon)
+            portv = (struct drover_str){colon + 1, (size_t)(end - colon - 1)};
+        else
+            portv = (struct drover_str){"80", 2};
+    }
+    if (set_item(env, keys[K_SERVER_NAME], str_of(name)) ||
+        set_item(env, keys[K_SERVER_PORT], str_of(portv)))
+        return -1;
+    return 0;
+}
+
+static PyObject *build_environ(struct drv_request *req, struct pyreq *ctx)
+{
+    const struct drover_request *v = &req->view;
+    PyObject *env = PyDict_Copy(environ_template);
+    if (!env)
+        return NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", v->remote_port);
+    struct input *in = PyObject_New(struct input, &input_type);
+    if (in) {
+        in->ctx = ctx;
+        Py_INCREF(ctx);
+    }
+    if (set_item(env, keys[K_REQUEST_METHOD], str_of(v->method)) ||
+        set_item(env, keys[K_PATH_INFO], decoded_path(v->path)) ||
+        set_item(env, keys[K_QUERY_STRING], str_of(v->query)) ||
+        set_item(env, keys[K_RAW_URI], str_of(v->target)) ||
+        PyDict_SetItem(env, keys[K_SERVER_PROTOCOL],
+                       req->http_minor ? str_http11 : str_http10) ||
+        set_item(env, keys[K_REMOTE_ADDR], str_of(v->remote_addr)) ||
+        set_item(env, keys[K_REMOTE_PORT], PyUnicode_FromString(port)) ||
+        set_item(env, keys[K_URL_SCHEME], str_of(v->url_scheme)) ||
+        set_item(env, keys[K_INPUT], (PyObject *)in) ||
+        host_and_port(env, req))
+        goto fail;
+    for (size_t i = 0; i < v->nheaders; i++)
+        if (add_header(env, &v->headers[i]) != 0)
+            goto fail;
+    /* A de-chunked body has a length now; tell the app (PEP 3333 lets
+     * it rely on CONTENT_LENGTH, and wsgi.input_terminated is True). */
+    if (req->content_length < 0 && v->body_length &&
+        set_item(env, keys[K_CONTENT_LENGTH],
+                 PyUnicode_FromFormat("%llu",
+                                      (unsigned long long)v->body_length)))
+        goto fail;
+    return env;
+fail:
+    Py_DECREF(env);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Calling the app and pulling its iterable                            */
+
+struct python_app {
+    struct drv_app base;
+    PyObject *callable;
+};
+
+/* State of a lazily pulled response iterable. */
+struct pybody {
+    PyObject *iterable; /* what the app returned (has .close maybe) */
+    PyObject *iter;
+    PyObject *current;  /* the chunk handed out last */
+    struct pyreq *ctx;
+};
+
+static void log_exception(const char *what, const char *spec)
+{
+    drv_error("%s in app %s:", what, spec);
+    PyErr_Print(); /* traceback to sys.stderr = the error log */
+}
+
+static void end_request(struct pyreq *ctx)
+{
+    ctx->req = NULL;
+    ctx->res = NULL;
+}
+
+/* Call iterable.close() if there is one; log what it raises. */
+static void close_iterable(PyObject *iterable)
+{
+    PyObject *r = PyObject_CallMethod(iterable, "close", NULL);
+    if (r) {
+        Py_DECREF(r);
+        return;
+    }
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return;
+    }
+    log_exception("exception in close()", "");
+}
+
+static int body_next(void *state, const void **data, size_t *len)
+{
+    struct pybody *b = state;
+    Py_CLEAR(b->current);
+    for (;;) {
+        PyObject *item = PyIter_Next(b->iter);
+        if (!item) {
+            if (!PyErr_Occurred())
+                return 0;
+            log_exception("exception while streaming the response", "");
+            return -1;
+        }
+        if (!PyBytes_Check(item)) {
+            drv_error("app yielded %s, not bytes; response cut",
+                      Py_TYPE(item)->tp_name);
+            Py_DECREF(item);
+            return -1;
+        }
+        if (PyBytes_GET_SIZE(item) == 0) {
+            Py_DECREF(item);
+            continue;
+        }
+        b->current = item;
+        *data = PyBytes_AS_STRING(item);
+        *len = (size_t)PyBytes_GET_SIZE(item);
+        return 1;
+    }
+}
+
+static void body_close(void *state)
+{
+    struct pybody *b = state;
+    Py_CLEAR(b->current);
+    close_iterable(b->iterable);
+    end_request(b->ctx);
+    Py_DECREF(b->ctx);
+    Py_XDECREF(b->iter);
+    Py_DECREF(b->iterable);
+    free(b);
+}
+
+/* Write every chunk of a list or tuple now. Returns 0 or -1 (raised). */
+static int write_sequence(struct pyreq *ctx, PyObject *seq)
+{
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        if (!PyBytes_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError,
+                         "response body items must be bytes, not %.100s",
+                         Py_TYPE(items[i])->tp_name);
+            return -1;
+        }
+        if (!ctx->started) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "app returned a body without calling "
+                            "start_response");
+            return -1;
+        }
+        drv_response_write(ctx->res, PyBytes_AS_STRING(items[i]),
+                           (size_t)PyBytes_GET_SIZE(items[i]));
+    }
+    return 0;
+}
+
+/* Pull until the first non-empty chunk (a generator may call
+ * start_response there), then hand the rest to drover as a body source. */
+static int stream_iterable(struct pyreq *ctx, PyObject *result)
+{
+    PyObject *iter = PyObject_GetIter(result);
+    if (!iter)
+        return -1;
+    PyObject *first = NULL;
+    for (;;) {
+        first = PyIter_Next(iter);
+        if (!first)
+            break;
+        if (!PyBytes_Check(first)) {
+            PyErr_Format(PyExc_TypeError,
+                         "response body items must be bytes, not %.100s",
+                         Py_TYPE(first)->tp_name);
+            goto fail;
+        }
+        if (PyBytes_GET_SIZE(first))
+            break;
+        Py_DECREF(first);
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    if (!ctx->started) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "app returned without calling start_response");
+        goto fail;
+    }
+    if (!first) { /* empty body */
+        Py_DECREF(iter);
+        return 0;
+    }
+    drv_response_write(ctx->res, PyBytes_AS_STRING(first),
+                       (size_t)PyBytes_GET_SIZE(first));
+    Py_DECREF(first);
+    struct pybody *b = drv_xcalloc(1, sizeof(*b));
+    b->iterable = result;
+    b->iter = iter;
+    b->ctx = ctx;
+    Py_INCREF(result);
+    Py_INCREF(ctx);
+    struct drover_body_source src = {body_next, body_close, b};
+    return drv_response_stream(ctx->res, &src) == 0 ? 1 : -1;
+fail:
+    Py_XDECREF(first);
+    Py_DECREF(iter);
+    return -1;
+}
+
+static int python_call(struct drv_app *app, struct drv_request *req,
+                       struct drv_response *res)
+{
+    struct python_app *pa = (struct python_app *)app;
+    int rc = -1, streaming = 0;
+    struct pyreq *ctx = PyObject_New(struct pyreq, &pyreq_type);
+    if (!ctx) {
+        log_exception("out of memory", app->spec);
+        return -1;
+    }
+    ctx->req = req;
+    ctx->res = res;
+    ctx->started = false;
+    ctx->write = PyCFunction_New(&write_def, (PyObject *)ctx);
+    PyObject *env = ctx->write ? build_environ(req, ctx) : NULL;
+    PyObject *result = env ? PyObject_CallFunctionObjArgs(
+                                 pa->callable, env, (PyObject *)ctx, NULL)
+                           : NULL;
+    Py_XDECREF(env);
+    if (!result)
+        goto out_error;
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
+        if (write_sequence(ctx, result) != 0)
+            goto out_close;
+        close_iterable(result);
+    } else {
+        streaming = stream_iterable(ctx, result);
+        if (streaming < 0)
+            goto out_close;
+        if (streaming == 0)
+            close_iterable(result);
+    }
+    rc = 0;
+    goto out;
+
+out_close:
+    log_exception("exception", app->spec);
+    close_iterable(result);
+    goto out;
+out_error:
+    log_exception("exception", app->spec);
+out:
+    Py_XDECREF(result);
+    /* Keep ctx usable by a streaming body; otherwise the request is over. */
+    if (streaming <= 0)
+        end_request(ctx);
+    /* A failed call leaves nothing started for drover to send. */
+    if (rc != 0 && res->state == DRV_RESPONSE_STARTED)
+        res->state = DRV_RESPONSE_NEW;
+    Py_DECREF(ctx);
+    return rc;
+}
+
+static int python_post_fork(struct drv_app *app, char *err, size_t errlen)
+{
+    (void)app;
+    (void)err;
+    (void)errlen;
+    PyOS_AfterFork_Child();
+    return 0;
+}
+
+static void python_free(struct drv_app *app)
+{
+    struct python_app *pa = (struct python_app *)app;
+    Py_XDECREF(pa->callable);
+    free(app->spec);
+    free(pa);
+}
+
+static const struct drv_app_ops python_ops = {
+    .kind = "python",
+    .call = python_call,
+    .post_fork = python_post_fork,
+    .free = python_free,
+};
+
+/* ------------------------------------------------------------------ */
+/* Start-up                                                            */
+
+/* Runs once in __main__-like namespace `_drover`. */
+static const char bootstrap[] =
+    "import ast, importlib, sys\n"
+    "class FileWrapper:\n"
+    "    def __init__(self, filelike, blksize=8192):\n"
+    "        self.filelike = filelike\n"
+    "        self.blksize = blksize\n"
+    "        if hasattr(filelike, 'close'):\n"
+    "            self.close = filelike.close\n"
+    "    def __iter__(self):\n"
+    "        return self\n"
+    "    def __next__(self):\n"
+    "        data = self.filelike.read(self.blksize)\n"
+    "        if data:\n"
+    "            return data\n"
+    "        raise StopIteration\n"
+    "def load(spec):\n"
+    "    module, _, obj = spec.partition(':')\n"
+    "    obj = obj or 'application'\n"
+    "    call = None\n"
+    "    if obj.endswith(')'):\n"
+    "        node = ast.parse(obj, mode='eval').body\n"
+    "        if not isinstance(node, ast.Call):\n"
+    "            raise ValueError(f'cannot parse app spec {spec!r}')\n"
+    "        call = ([ast.literal_eval(a) for a in node.args],\n"
+    "                {k.arg: ast.literal_eval(k.value) for k in node.keywords})\n"
+    "        obj = obj[:obj.index('(')]\n"
+    "    target = importlib.import_module(module)\n"
+    "    for part in obj.split('.'):\n"
+    "        try:\n"
+    "            target = getattr(target, part)\n"
+    "        except AttributeError:\n"
+    "            raise LookupError(f'no attribute {obj!r} in module {module!r}') from None\n"
+    "    if call is not None:\n"
+    "        target = target(*call[0], **call[1])\n"
+    "    if not callable(target):\n"
+    "        raise TypeError(f'{spec}: {type(target).__name__} object is not callable')\n"
+    "    return target\n";
+
+static PyObject *bootstrap_ns;
+
+static int make_keys(void)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (!(keys[i] = PyUnicode_InternFromString(key_names[i])))
+            return -1;
+    for (size_t i = 0; i < NCOMMON; i++) {
+        char key[64] = "HTTP_";
+        size_t n = 5;
+        for (const char *c = common_headers[i]; *c && n < sizeof(key) - 1; c++)
+            key[n++] = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        key[n] = '\0';
+        if (!(common_keys[i] = PyUnicode_InternFromString(key)))
+            return -1;
+    }
+    str_empty = PyUnicode_InternFromString("");
+    str_http10 = PyUnicode_InternFromString("HTTP/1.0");
+    str_http11 = PyUnicode_InternFromString("HTTP/1.1");
+    str_close = PyUnicode_InternFromString("close");
+    return str_empty && str_http10 && str_http11 && str_close ? 0 : -1;
+}
+
+static int make_template(void)
+{
+    PyObject *sys_stderr = PySys_GetObject("stderr"); /* borrowed */
+    PyObject *wrapper = PyDict_GetItemString(bootstrap_ns, "FileWrapper");
+    environ_template = PyDict_New();
+    if (!environ_template || !sys_stderr || !wrapper)
+        return -1;
+    PyObject *d = environ_template;
+    int rc = 0;
+    rc |= set_item(d, PyUnicode_InternFromString("wsgi.version"),
+                   Py_BuildValue("(ii)", 1, 0)) ;
+    /* set_item steals the value only; keys are interned and immortal
+     * enough for the process lifetime. */
+    rc |= PyDict_SetItemString(d, "wsgi.errors", sys_stderr);
+    rc |= PyDict_SetItemString(d, "wsgi.multithread", Py_False);
+    rc |= PyDict_SetItemString(d, "wsgi.multiprocess", Py_True);
+    rc |= PyDict_SetItemString(d, "wsgi.run_once", Py_False);
+    rc |= PyDict_SetItemString(d, "wsgi.input_terminated", Py_True);
+    rc |= PyDict_SetItemString(d, "wsgi.file_wrapper", wrapper);
+    rc |= PyDict_SetItem(d, keys[K_SCRIPT_NAME], str_empty);
+    PyObject *sw = PyUnicode_FromString("drover/" DROVER_VERSION);
+    rc |= sw ? PyDict_SetItemString(d, "SERVER_SOFTWARE", sw) : -1;
+    Py_XDECREF(sw);
+    return rc ? -1 : 0;
+}
+
+static bool py_ready;
+
+static int init_interpreter(const char *spec, char *err, size_t errlen)
+{
+    if (py_ready)
+        return 0;
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;
+    config.buffered_stdio = 0;
+    config.parse_argv = 0;
+    char prog[] = "drover", *app = drv_xstrdup(spec);
+    char *argv[] = {prog, app};
+    PyStatus st = PyConfig_SetBytesArgv(&config, 2, argv);
+    free(app);
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) {
+        snprintf(err, errlen, "cannot start Python: %s",
+                 st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+    /* gunicorn puts the working directory first on sys.path. */
+    PyObject *path = PySys_GetObject("path"), *cwd = NULL;
+    char dir[4096];
+    if (getcwd(dir, sizeof(dir)))
+        cwd = PyUnicode_DecodeFSDefault(dir);
+    if (!path || !cwd || PyList_Insert(path, 0, cwd) != 0) {
+        Py_XDECREF(cwd);
+        snprintf(err, errlen, "cannot set up sys.path");
+        return -1;
+    }
+    Py_DECREF(cwd);
+    if (PyType_Ready(&pyreq_type) < 0 || PyType_Ready(&input_type) < 0 ||
+        make_keys() != 0) {
+        snprintf(err, errlen, "cannot initialise the WSGI types");
+        return -1;
+    }
+    bootstrap_ns = PyDict_New();
+    PyObject *builtins = PyEval_GetBuiltins();
+    if (!bootstrap_ns ||
+        PyDict_SetItemString(bootstrap_ns, "__builtins__", builtins) != 0) {
+        snprintf(err, errlen, "cannot create the bootstrap namespace");
+        return -1;
+    }
+    PyObject *r = PyRun_String(bootstrap, Py_file_input, bootstrap_ns,
+                               bootstrap_ns);
+    if (!r || make_template() != 0) {
+        Py_XDECREF(r);
+        PyErr_Print();
+        snprintf(err, errlen, "cannot run drover's Python bootstrap");
+        return -1;
+    }
+    Py_DECREF(r);
+    py_ready = true;
+    return 0;
+}
+
+/* "ModuleNotFoundError: No module named 'x'" for the one-line summary. */
+static void summarise_exception(const char *spec, char *err, size_t errlen)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    snprintf(err, errlen, "cannot load app '%s': %s: %s", spec,
+             type ? ((PyTypeObject *)type)->tp_name : "error",
+             msg ? msg : "");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    PyErr_Restore(type, value, tb);
+    drv_error("cannot load app '%s':", spec);
+    PyErr_Print();
+}
+
+struct drv_app *drv_python_load(const char *spec, char *err, size_t errlen)
+{
+    if (init_interpreter(spec, err, errlen) != 0)
+        return NULL;
+    PyObject *load = PyDict_GetItemString(bootstrap_ns, "load");
+    PyObject *callable = PyObject_CallFunction(load, "s", spec);
+    if (!callable) {
+        summarise_exception(spec, err, errlen);
+        return NULL;
+    }
+    struct python_app *pa = drv_xcalloc(1, sizeof(*pa));
+    pa->base.ops = &python_ops;
+    pa->base.spec = drv_xstrdup(spec);
+    pa->callable = callable;
+    return &pa->base;
+}
