@@ -19,6 +19,7 @@ APP        ?= $(BUILD)/examples/hello.so:hello_app
 PYTEST_ARGS ?=
 
 SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
+          LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps deps-test deps-bench build build-asan run test unit \

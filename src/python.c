@@ -66,6 +66,7 @@ static const char *const common_headers[] = {
 };
 #define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
 
+static bool py_ready; /* the interpreter is initialised */
 static PyObject *keys[K_COUNT];
 static PyObject *common_keys[NCOMMON];
 static PyObject *environ_template; /* constant keys, copied per request */
@@ -841,6 +842,11 @@ static void python_free(struct drv_app *app)
     Py_XDECREF(pa->callable);
     free(app->spec);
     free(pa);
+    /* A clean stop finalizes, so the app's atexit handlers run and its
+     * buffered files are flushed. */
+    if (py_ready && Py_FinalizeEx() != 0)
+        drv_error("Python finalization reported an error");
+    py_ready = false;
 }
 
 static const struct drv_app_ops python_ops = {
@@ -940,8 +946,6 @@ static int make_template(void)
     Py_XDECREF(sw);
     return rc ? -1 : 0;
 }
-
-static bool py_ready;
 
 static int init_interpreter(const char *spec, char *err, size_t errlen)
 {
