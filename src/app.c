@@ -17,7 +17,8 @@ bool drv_app_spec_is_native(const char *spec)
     return false;
 }
 
-struct drv_app *drv_app_load(const char *spec, char *err, size_t errlen)
+struct drv_app *drv_app_load(const char *spec, const struct drv_settings *s,
+                             char *err, size_t errlen)
 {
     if (!spec || !*spec) {
         snprintf(err, errlen, "no app given: drover [OPTIONS] APP "
@@ -26,5 +27,5 @@ struct drv_app *drv_app_load(const char *spec, char *err, size_t errlen)
     }
     if (drv_app_spec_is_native(spec))
         return drv_native_load(spec, err, errlen);
-    return drv_python_load(spec, err, errlen);
+    return drv_python_load(spec, s, err, errlen);
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "settings.h"
 #include "response.h"
 
 struct drv_app;
@@ -39,8 +40,11 @@ struct drv_app {
 /* True when `spec` names a native app. */
 bool drv_app_spec_is_native(const char *spec);
 
-/* Load the app `spec`. Returns the app, or NULL with one line in err. */
-struct drv_app *drv_app_load(const char *spec, char *err, size_t errlen);
+/* Load the app `spec` with the settings that shape loading (pythonpath,
+ * virtualenv, script_name). Returns the app, or NULL with one line in
+ * err. */
+struct drv_app *drv_app_load(const char *spec, const struct drv_settings *s,
+                             char *err, size_t errlen);
 
 static inline void drv_app_free(struct drv_app *app)
 {
@@ -50,6 +54,7 @@ static inline void drv_app_free(struct drv_app *app)
 
 /* Kinds. */
 struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen);
-struct drv_app *drv_python_load(const char *spec, char *err, size_t errlen);
+struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
+                                char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
  *   2  bad configuration: a flag, variable or YAML value, or an app spec
  *      that cannot be loaded
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +80,33 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
     return rc;
 }
 
+/* --chdir and --env act before anything is opened or imported. */
+static int prepare_process(const struct drv_settings *s, char *err,
+                           size_t errlen)
+{
+    if (s->chdir && chdir(s->chdir) != 0) {
+        snprintf(err, errlen, "--chdir '%s': %s", s->chdir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < s->env.n; i++) {
+        char *kv = s->env.v[i], *eq = strchr(kv, '=');
+        *eq = '\0';
+        int rc = setenv(kv, eq + 1, 1);
+        *eq = '=';
+        if (rc != 0) {
+            snprintf(err, errlen, "--env '%s': %s", kv, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* --check-config: everything a start would check, short of binding. */
 static int check_config(struct server *srv)
 {
     char err[1024];
+    if (prepare_process(&srv->s, err, sizeof(err)) != 0)
+        return fail(EXIT_CONFIG, err);
     if (srv->s.access_log_format) {
         struct drv_accesslog *log = drv_accesslog_create(
             srv->s.access_log_format, err, sizeof(err));
@@ -93,7 +117,7 @@ static int check_config(struct server *srv)
         drv_accesslog_free(log);
     }
     if (srv->s.app) {
-        struct drv_app *app = drv_app_load(srv->s.app, err, sizeof(err));
+        struct drv_app *app = drv_app_load(srv->s.app, &srv->s, err, sizeof(err));
         if (!app)
             return fail(EXIT_CONFIG, err);
         drv_app_free(app);
@@ -109,11 +133,12 @@ static int serve(struct server *srv)
 {
     char err[1024];
     const struct drv_settings *s = &srv->s;
-    if (open_logs(srv, err, sizeof(err)) != 0)
+    if (open_logs(srv, err, sizeof(err)) != 0 ||
+        prepare_process(s, err, sizeof(err)) != 0)
         return fail(EXIT_CONFIG, err);
     if (open_listeners(srv, err, sizeof(err)) != 0)
         return fail(EXIT_RUNTIME, err);
-    srv->app = drv_app_load(s->app, err, sizeof(err));
+    srv->app = drv_app_load(s->app, s, err, sizeof(err));
     if (!srv->app) {
         drv_listeners_close(srv->listeners, srv->nlisteners, true);
         return fail(EXIT_CONFIG, err);

@@ -576,12 +576,43 @@ static int host_and_port(PyObject *env, const struct drv_request *req)
     return 0;
 }
 
-static PyObject *build_environ(struct drv_request *req, struct pyreq *ctx)
+/* Split the decoded path at the mount point. Returns 0 and sets
+ * PATH_INFO (and SCRIPT_NAME), 1 when the path is outside the mount
+ * point, -1 on error. */
+static int mount_path(PyObject *env, PyObject *script_name, PyObject *path)
+{
+    if (!script_name)
+        return set_item(env, keys[K_PATH_INFO], path);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(script_name);
+    int inside = PyUnicode_Tailmatch(path, script_name, 0, n, -1);
+    if (inside == 1 && PyUnicode_GET_LENGTH(path) > n &&
+        PyUnicode_READ_CHAR(path, n) != '/')
+        inside = 0;
+    if (inside != 1) {
+        Py_DECREF(path);
+        return inside < 0 ? -1 : 1;
+    }
+    PyObject *rest = PyUnicode_Substring(path, n, PyUnicode_GET_LENGTH(path));
+    Py_DECREF(path);
+    if (PyDict_SetItem(env, keys[K_SCRIPT_NAME], script_name) != 0)
+        return -1;
+    return set_item(env, keys[K_PATH_INFO], rest);
+}
+
+static PyObject *build_environ(struct drv_request *req, struct pyreq *ctx,
+                               PyObject *script_name, bool *outside)
 {
     const struct drover_request *v = &req->view;
     PyObject *env = PyDict_Copy(environ_template);
     if (!env)
         return NULL;
+    PyObject *path = decoded_path(v->path);
+    int mounted = path ? mount_path(env, script_name, path) : -1;
+    if (mounted != 0) {
+        *outside = mounted == 1;
+        Py_DECREF(env);
+        return NULL;
+    }
     char port[16];
     snprintf(port, sizeof(port), "%d", v->remote_port);
     struct input *in = PyObject_New(struct input, &input_type);
@@ -590,7 +621,6 @@ static PyObject *build_environ(struct drv_request *req, struct pyreq *ctx)
         Py_INCREF(ctx);
     }
     if (set_item(env, keys[K_REQUEST_METHOD], str_of(v->method)) ||
-        set_item(env, keys[K_PATH_INFO], decoded_path(v->path)) ||
         set_item(env, keys[K_QUERY_STRING], str_of(v->query)) ||
         set_item(env, keys[K_RAW_URI], str_of(v->target)) ||
         PyDict_SetItem(env, keys[K_SERVER_PROTOCOL],
@@ -623,6 +653,7 @@ fail:
 struct python_app {
     struct drv_app base;
     PyObject *callable;
+    PyObject *script_name; /* str without trailing '/', NULL = root */
 };
 
 /* State of a lazily pulled response iterable. */
@@ -788,7 +819,18 @@ static int python_call(struct drv_app *app, struct drv_request *req,
     ctx->res = res;
     ctx->started = false;
     ctx->write = PyCFunction_New(&write_def, (PyObject *)ctx);
-    PyObject *env = ctx->write ? build_environ(req, ctx) : NULL;
+    bool outside = false;
+    PyObject *env = ctx->write ? build_environ(req, ctx, pa->script_name,
+                                               &outside)
+                               : NULL;
+    if (outside) { /* not under --script-name: not ours to serve */
+        drv_response_start(res, 404, NULL, 0);
+        drv_response_header(res, "Content-Type", 12, "text/plain", 10);
+        drv_response_write(res, "Not Found\n", 10);
+        end_request(ctx);
+        Py_DECREF(ctx);
+        return 0;
+    }
     PyObject *result = env ? PyObject_CallFunctionObjArgs(
                                  pa->callable, env, (PyObject *)ctx, NULL)
                            : NULL;
@@ -840,6 +882,7 @@ static void python_free(struct drv_app *app)
 {
     struct python_app *pa = (struct python_app *)app;
     Py_XDECREF(pa->callable);
+    Py_XDECREF(pa->script_name);
     free(app->spec);
     free(pa);
     /* A clean stop finalizes, so the app's atexit handlers run and its
@@ -875,6 +918,23 @@ static const char bootstrap[] =
     "        if data:\n"
     "            return data\n"
     "        raise StopIteration\n"
+    "def setup_paths(pythonpath, venv):\n"
+    "    import os, site\n"
+    "    front = [os.path.abspath(p) for item in pythonpath\n"
+    "             for p in item.split(',') if p]\n"
+    "    sys.path[:0] = front\n"
+    "    if venv:\n"
+    "        v = sys.version_info\n"
+    "        sp = os.path.join(os.path.abspath(venv), 'lib',\n"
+    "                          f'python{v[0]}.{v[1]}', 'site-packages')\n"
+    "        if not os.path.isdir(sp):\n"
+    "            raise FileNotFoundError(f'virtualenv {venv!r} has no {sp} '\n"
+    "                                    f'(drover embeds Python {v[0]}.{v[1]})')\n"
+    "        before = list(sys.path)\n"
+    "        site.addsitedir(sp)\n"
+    "        added = [p for p in sys.path if p not in before]\n"
+    "        n = len(front) + 1\n"
+    "        sys.path[:] = before[:n] + added + before[n:]\n"
     "def load(spec):\n"
     "    module, _, obj = spec.partition(':')\n"
     "    obj = obj or 'application'\n"
@@ -1022,19 +1082,78 @@ static void summarise_exception(const char *spec, char *err, size_t errlen)
     PyErr_Print();
 }
 
-struct drv_app *drv_python_load(const char *spec, char *err, size_t errlen)
+/* sys.path: --pythonpath first, then the venv's site-packages. */
+static int setup_paths(const struct drv_settings *s, char *err, size_t errlen)
 {
-    if (init_interpreter(spec, err, errlen) != 0)
+    PyObject *pp = PyList_New(0);
+    for (size_t i = 0; pp && i < s->pythonpath.n; i++) {
+        PyObject *item = PyUnicode_DecodeFSDefault(s->pythonpath.v[i]);
+        if (!item || PyList_Append(pp, item) != 0)
+            Py_CLEAR(pp);
+        Py_XDECREF(item);
+    }
+    PyObject *fn = PyDict_GetItemString(bootstrap_ns, "setup_paths");
+    PyObject *r = pp ? PyObject_CallFunction(fn, "Oz", pp, s->virtualenv)
+                     : NULL;
+    Py_XDECREF(pp);
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    snprintf(err, errlen, "%s: %s",
+             s->virtualenv ? "--virtualenv" : "--pythonpath",
+             text ? PyUnicode_AsUTF8(text) : "cannot set up sys.path");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return -1;
+}
+
+static PyObject *mount_point(const char *script_name, char *err,
+                             size_t errlen)
+{
+    size_t n = strlen(script_name);
+    while (n && script_name[n - 1] == '/')
+        n--;
+    if (n == 0)
         return NULL;
+    if (script_name[0] != '/') {
+        snprintf(err, errlen, "--script-name '%s': must start with '/'",
+                 script_name);
+        return NULL;
+    }
+    return PyUnicode_DecodeLatin1(script_name, (Py_ssize_t)n, NULL);
+}
+
+struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
+                                char *err, size_t errlen)
+{
+    err[0] = '\0';
+    PyObject *script_name = NULL;
+    if (init_interpreter(spec, err, errlen) != 0 ||
+        setup_paths(s, err, errlen) != 0)
+        return NULL;
+    if (s->script_name) {
+        script_name = mount_point(s->script_name, err, errlen);
+        if (err[0])
+            return NULL;
+    }
     PyObject *load = PyDict_GetItemString(bootstrap_ns, "load");
     PyObject *callable = PyObject_CallFunction(load, "s", spec);
     if (!callable) {
         summarise_exception(spec, err, errlen);
+        Py_XDECREF(script_name);
         return NULL;
     }
     struct python_app *pa = drv_xcalloc(1, sizeof(*pa));
     pa->base.ops = &python_ops;
     pa->base.spec = drv_xstrdup(spec);
     pa->callable = callable;
+    pa->script_name = script_name;
     return &pa->base;
 }

@@ -73,6 +73,7 @@ struct row {
 };
 
 static int check_bind(const char *item, char *err, size_t len);
+static int check_env(const char *item, char *err, size_t len);
 
 #define OFF(field) offsetof(struct drv_settings, field)
 
@@ -249,6 +250,40 @@ static const struct row rows[] = {
         .group = "Logging", .off = OFF(loglevel),
         .help = "Least severe messages written to the error log: debug, "
                 "info, warning, error or critical.",
+    },
+    {
+        .name = "chdir", .flags = {"--chdir"}, .type = T_STRING,
+        .metavar = "DIR", .group = "Python", .off = OFF(chdir),
+        .help = "Change to this directory before loading the app; it is "
+                "then first on sys.path.",
+    },
+    {
+        .name = "pythonpath", .flags = {"--pythonpath"}, .type = T_LIST,
+        .metavar = "DIRS", .group = "Python", .off = OFF(pythonpath),
+        .help = "Directories to put first on sys.path (comma-separated, or "
+                "repeat the flag).",
+    },
+    {
+        .name = "virtualenv", .flags = {"--virtualenv"}, .type = T_STRING,
+        .env_default = "VIRTUAL_ENV", .metavar = "DIR", .group = "Python",
+        .off = OFF(virtualenv),
+        .help = "A PEP 405 virtual environment whose site-packages the app "
+                "imports from. Defaults to $VIRTUAL_ENV when it is set.",
+    },
+    {
+        .name = "env", .shortflag = "-e", .flags = {"--env"},
+        .type = T_LIST, .metavar = "KEY=VALUE", .group = "Python",
+        .off = OFF(env), .check = check_env,
+        .help = "Set an environment variable before the app is loaded "
+                "(repeatable).",
+    },
+    {
+        .name = "script_name", .flags = {"--script-name"}, .type = T_STRING,
+        .env_default = "SCRIPT_NAME", .metavar = "PATH", .group = "Python",
+        .off = OFF(script_name),
+        .help = "Mount point of the app (WSGI SCRIPT_NAME), e.g. /api; "
+                "requests outside it get 404. Defaults to $SCRIPT_NAME, as "
+                "with gunicorn.",
     },
     {
         .name = "dev", .flags = {"--dev"}, .type = T_BOOL, .def = "false",
@@ -688,6 +723,16 @@ static void store(struct drv_settings *s, const struct row *r,
     }
 }
 
+static int check_env(const char *item, char *err, size_t len)
+{
+    const char *eq = strchr(item, '=');
+    if (!eq || eq == item) {
+        snprintf(err, len, "'%s' is not KEY=VALUE", item);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_bind(const char *item, char *err, size_t len)
 {
     struct drv_addr a;
@@ -974,7 +1019,8 @@ static int yaml_sequence(struct yaml_ctx *y, const struct row *r,
         if (next(y, &ev) < 0)
             return -1;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
-            if (n == 0)
+            /* Only bind needs a value: a server with no address. */
+            if (n == 0 && r->check == check_bind)
                 rc = yfail(y, start, "'%s' needs at least one value", r->name);
             yaml_event_delete(&ev);
             break;

@@ -67,6 +67,11 @@ struct drv_settings {
     char *access_log_format;
     char *errorlog;             /* "-" = stderr */
     enum drv_loglevel loglevel;
+    char *chdir;                /* directory to change to before loading */
+    struct drv_strlist pythonpath; /* prepended to sys.path */
+    char *virtualenv;           /* PEP 405 venv ($VIRTUAL_ENV by default) */
+    struct drv_strlist env;     /* KEY=VALUE set before loading the app */
+    char *script_name;          /* WSGI mount point, NULL = root */
     bool dev;
 };
 
