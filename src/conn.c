@@ -232,7 +232,8 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
     c->res.state = DRV_RESPONSE_DONE;
     c->res.keep_alive = false;
     c->linger = true;
-    drv_response_simple(&c->out, status, NULL, false, false);
+    c->res.body_bytes = drv_response_simple(&c->out, status, NULL, false,
+                                            false, false);
     c->state = C_WRITING;
     flush(c);
 }
@@ -263,7 +264,8 @@ static void run_app(struct drv_conn *c)
             drv_response_init(&c->res, &c->out, req, keep);
             c->res.status = 500;
             c->res.state = DRV_RESPONSE_DONE;
-            drv_response_simple(&c->out, 500, NULL, keep, req->is_head);
+            c->res.body_bytes = drv_response_simple(
+                &c->out, 500, NULL, keep, req->http_minor == 0, req->is_head);
         } else {
             /* Part of the body is out: cut the connection so the client
              * sees a truncated response, never a false success. */

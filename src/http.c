@@ -90,10 +90,28 @@ static int count_field(struct drv_http *h, size_t len)
     return 0;
 }
 
+/* Trailer fields (after a chunked body) are counted against the limits
+ * and dropped: the views built at the end of the head point into
+ * req.head, which must not move (or grow) from then on. */
+static int on_trailer_field(struct drv_http *h, size_t len)
+{
+    if (!h->in_field) {
+        int limit = h->limits->fields;
+        if (limit > 0 && h->req.nheaders + h->trailers >= (size_t)limit)
+            return refuse(h, 431, "too many header fields");
+        h->trailers++;
+        h->in_field = true;
+        h->field_len = 0;
+    }
+    return count_field(h, len);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct drv_http *h = from_parser(p);
     struct drv_request *r = &h->req;
+    if (h->head_done)
+        return on_trailer_field(h, len);
     if (!h->in_field) {
         int limit = h->limits->fields;
         if (limit > 0 && r->nheaders >= (size_t)limit)
@@ -118,6 +136,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct drv_http *h = from_parser(p);
     struct drv_request *r = &h->req;
+    if (h->head_done)
+        return count_field(h, len);
     struct drv_header_span *s = &r->spans[r->nheaders];
     if (!h->value_started) {
         s->value_off = (uint32_t)r->head.len;
@@ -166,6 +186,10 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct drv_http *h = from_parser(p);
     struct drv_request *r = &h->req;
+    if (h->head_done) { /* a trailer: dropped */
+        h->in_field = false;
+        return 0;
+    }
     struct drv_header_span *s = &r->spans[r->nheaders];
     if (!h->value_started)
         s->value_off = (uint32_t)r->head.len;
@@ -426,6 +450,7 @@ void drv_http_next(struct drv_http *h)
     h->error_status = 0;
     h->error_reason = NULL;
     h->line_len = h->field_len = 0;
+    h->trailers = 0;
     h->method_len = h->target_len = 0;
     h->in_field = h->value_started = false;
     h->started = h->head_done = h->paused_at_head = false;

@@ -77,6 +77,7 @@ struct drv_http {
     uint32_t field_len;     /* bytes of the header being read */
     uint32_t method_len;    /* head[0..method_len) is the method */
     uint32_t target_len;    /* then the request-target */
+    size_t trailers;        /* trailer fields seen (counted, dropped) */
     bool in_field;          /* a header line is open (name seen) */
     bool value_started;     /* its value has begun */
     bool started;           /* the current request has begun arriving */

@@ -383,21 +383,25 @@ int drv_response_pull(struct drv_response *r)
 }
 
 size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
-                           bool keep_alive, bool head_only)
+                           bool keep_alive, bool http10, bool head_only)
 {
-    size_t before = drv_buf_size(out);
     char text[128];
     if (!body) {
         snprintf(text, sizeof(text), "%s\n", drv_status_reason(status));
         body = text;
     }
+    const char *connection = !keep_alive ? "Connection: close\r\n"
+                             : http10    ? "Connection: keep-alive\r\n"
+                                         : "";
+    size_t len = strlen(body);
     drv_buf_printf(out,
                    "HTTP/1.1 %d %s\r\nServer: drover\r\nDate: %s\r\n"
                    "Content-Type: text/plain; charset=utf-8\r\n"
                    "Content-Length: %zu\r\n%s\r\n",
                    status, drv_status_reason(status), drv_response_date(),
-                   strlen(body), keep_alive ? "" : "Connection: close\r\n");
-    if (!head_only)
-        drv_buf_puts(out, body);
-    return drv_buf_size(out) - before;
+                   len, connection);
+    if (head_only)
+        return 0;
+    drv_buf_append(out, body, len);
+    return len;
 }

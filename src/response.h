@@ -109,11 +109,12 @@ static inline bool drv_response_keeps_alive(const struct drv_response *r)
 /*
  * Write a complete, small response for an error or a refusal into out:
  * status line, Server, Date, Content-Type: text/plain, Content-Length,
- * and "Connection: close" unless keep_alive. `body` may be NULL (the
- * reason phrase is sent). Returns the bytes added.
+ * then "Connection: close" unless keep_alive, or "Connection: keep-alive"
+ * when keeping an HTTP/1.0 (`http10`) connection. `body` may be NULL (the
+ * reason phrase is sent). Returns the body bytes added (0 when head_only).
  */
 size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
-                           bool keep_alive, bool head_only);
+                           bool keep_alive, bool http10, bool head_only);
 
 /* The standard reason phrase for a status, "Unknown" if none. */
 const char *drv_status_reason(int status);

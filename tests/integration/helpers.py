@@ -1,0 +1,275 @@
+"""Helpers for the HTTP integration tests: the test app, a raw HTTP/1.x
+client that reads exactly one response at a time (so pipelining and
+framing can be checked byte for byte), and small measurements.
+"""
+
+import os
+import re
+import socket
+import time
+
+from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
+
+TESTAPP_SO = BUILD / "tests" / "apps" / "testapp.so"
+TESTAPP = f"{TESTAPP_SO}:test_app"
+
+DATE_RE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+    r"\d\d:\d\d:\d\d GMT$")
+
+
+def pattern(n, start=0):
+    """What /write?bytes=N sends: byte j is 'a' + j % 26."""
+    alphabet = bytes(range(ord("a"), ord("a") + 26))
+    whole = alphabet * ((start + n) // 26 + 2)
+    return whole[start % 26:start % 26 + n]
+
+
+def stream_body(chunks, size):
+    """What /stream?chunks=N&size=S sends: chunk i is S x ('a' + i % 26)."""
+    return b"".join(bytes([ord("a") + i % 26]) * size for i in range(chunks))
+
+
+def fnv1a64(data):
+    """FNV-1a 64, as /body-sha computes it."""
+    h = 0xcbf29ce484222325
+    prime, mask = 0x100000001b3, 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        h = ((h ^ b) * prime) & mask
+    return h
+
+
+def request(method, target, headers=None, body=b"", version="HTTP/1.1",
+            host="test"):
+    """Raw request bytes. `headers` is a list of (name, value); Host is
+    added for HTTP/1.1 unless host is None; Content-Length is added when a
+    body is given and no framing header is."""
+    headers = list(headers or [])
+    names = {n.lower() for n, _ in headers}
+    if host is not None and version == "HTTP/1.1" and "host" not in names:
+        headers.insert(0, ("Host", host))
+    if body and "content-length" not in names and \
+            "transfer-encoding" not in names:
+        headers.append(("Content-Length", str(len(body))))
+    head = f"{method} {target} {version}\r\n" + "".join(
+        f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head,
+                 chunks=None, complete=True):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers      # list of (name, value), order kept
+        self.body = body
+        self.raw_head = raw_head
+        self.chunks = chunks        # chunk sizes when chunked
+        self.complete = complete    # False: the framing was cut short
+
+    def header(self, name):
+        """The value of the only header `name` (None if absent)."""
+        values = self.all(name)
+        assert len(values) <= 1, f"{name} repeated: {self.headers}"
+        return values[0] if values else None
+
+    def all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:80]!r}>"
+
+
+class Closed(Exception):
+    """The server closed the connection before a response head."""
+
+
+class RawConn:
+    """One client connection that reads responses one at a time."""
+
+    def __init__(self, port=None, host="127.0.0.1", timeout=5.0, unix=None,
+                 rcvbuf=None):
+        if unix is not None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = str(unix)
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            target = (host, port)
+        if rcvbuf is not None:
+            # Before connect, so the advertised TCP window stays small.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(target)
+        self.buf = b""
+        self.eof = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        if self.eof:
+            return False
+        try:
+            d = self.sock.recv(65536)
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                raise Closed(f"closed with {len(self.buf)} of {n} bytes")
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise Closed(f"closed mid-line: {self.buf[:200]!r}")
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_head(self):
+        """Read one response head; returns (version, status, reason,
+        headers, raw_head)."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                raise Closed(f"closed before a full head: {self.buf[:300]!r}")
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            assert name and name == name.strip(), f"bad header line {line!r}"
+            headers.append((name, value.strip()))
+        return version, int(status), reason, headers, head + b"\r\n\r\n"
+
+    def read_response(self, head_request=False):
+        """Read one response, framed as RFC 9112 section 6.3 says."""
+        version, status, reason, headers, raw = self.read_head()
+        resp = Response(version, status, reason, headers, b"", raw)
+        if head_request or status < 200 or status in (204, 304):
+            return resp
+        te = resp.all("Transfer-Encoding")
+        cl = resp.all("Content-Length")
+        try:
+            if te:
+                assert te == ["chunked"], te
+                resp.chunks = []
+                body = []
+                while True:
+                    size = int(self._line().split(b";")[0], 16)
+                    resp.chunks.append(size)
+                    if size == 0:
+                        break
+                    body.append(self._take(size))
+                    assert self._take(2) == b"\r\n", "chunk not CRLF-ended"
+                    resp.body = b"".join(body)
+                while self._line() != b"":   # trailers
+                    pass
+                resp.body = b"".join(body)
+            elif cl:
+                assert len(cl) == 1, cl
+                resp.body = self._take(int(cl[0]))
+            else:
+                while self._fill():
+                    pass
+                resp.body, self.buf = self.buf, b""
+        except Closed:
+            resp.complete = False
+            if not te:
+                resp.body, self.buf = self.buf, b""
+        return resp
+
+    def read_until_close(self, timeout=None):
+        """Everything until the server closes; raises socket.timeout."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while self._fill():
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def closed_by_server(self, timeout=2.0):
+        """True when the server closes (EOF or reset) within `timeout`
+        without sending anything more."""
+        self.sock.settimeout(timeout)
+        try:
+            rest = self.read_until_close()
+        except socket.timeout:
+            return False
+        assert rest == b"", f"unexpected bytes before close: {rest[:200]!r}"
+        return True
+
+
+def get(port, target, headers=None, **kw):
+    """One request on a fresh connection; returns the Response."""
+    with RawConn(port, **kw) as c:
+        c.send(request("GET", target, headers))
+        return c.read_response()
+
+
+def assert_serves(port, **kw):
+    """The server still answers a normal request."""
+    with RawConn(port, **kw) as c:
+        c.send(request("GET", "/status/200",
+                       [("Connection", "close")]))
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.complete, r
+        return r
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def time_until_closed(sock, limit):
+    """Seconds until the server closes `sock` (None after `limit`); the
+    bytes received meanwhile are returned too."""
+    start = time.monotonic()
+    sock.settimeout(0.1)
+    data = b""
+    while time.monotonic() - start < limit:
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - start, data
+        if not d:
+            return time.monotonic() - start, data
+        data += d
+    return None, data
+
+
+def start_unchecked(tmp_path, *args, name="unchecked"):
+    """Start drover outside the `drover` fixture, for xfail tests of bugs
+    that corrupt memory: the test stops it and checks the sanitizer marks
+    itself, so the failure stays inside the test (where xfail covers it)
+    instead of erroring at fixture teardown."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+    srv = Server(["--bind", "127.0.0.1:0", *map(str, args)], tmp_path, env,
+                 tmp_path / f"{name}.err", tmp_path / f"{name}.out")
+    return srv.wait_ready()
