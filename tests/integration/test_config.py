@@ -149,3 +149,10 @@ def test_configuration_reference_is_up_to_date():
     assert r.returncode == 0
     assert doc.read_text() == r.stdout, \
         "regenerate: build/drover --print-reference > docs/configuration.md"
+
+
+def test_the_shipped_example_config_is_valid():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    r = run_drover("--check-config", "-c", "conf/drover.yml", cwd=root)
+    assert r.returncode == 0, r.stderr
