@@ -208,7 +208,7 @@ static PyObject *start_response(PyObject *self, PyObject *args)
         return NULL;
     }
     ctx->started = true;
-    Py_INCREF(ctx->write);
+    Py_XINCREF(ctx->write);
     return ctx->write;
 }
 
@@ -309,18 +309,6 @@ static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *size)
     return 0;
 }
 
-static PyObject *input_read(PyObject *self, PyObject *const *args,
-                            Py_ssize_t nargs)
-{
-    Py_ssize_t size;
-    struct drv_body *b = body_of((struct input *)self);
-    if (size_arg(args, nargs, &size) != 0)
-        return NULL;
-    if (!b)
-        return PyBytes_FromStringAndSize("", 0);
-    return read_bytes(b, size);
-}
-
 /* One line, at most `limit` bytes (< 0: no limit). */
 static PyObject *readline_body(struct drv_body *b, Py_ssize_t limit)
 {
@@ -356,8 +344,11 @@ static PyObject *readline_body(struct drv_body *b, Py_ssize_t limit)
     return out;
 }
 
-static PyObject *input_readline(PyObject *self, PyObject *const *args,
-                                Py_ssize_t nargs)
+/* read(size) and readline(size) share argument handling and the
+ * ended-request case. */
+static PyObject *input_sized(PyObject *self, PyObject *const *args,
+                             Py_ssize_t nargs,
+                             PyObject *(*reader)(struct drv_body *, Py_ssize_t))
 {
     Py_ssize_t size;
     struct drv_body *b = body_of((struct input *)self);
@@ -365,7 +356,19 @@ static PyObject *input_readline(PyObject *self, PyObject *const *args,
         return NULL;
     if (!b)
         return PyBytes_FromStringAndSize("", 0);
-    return readline_body(b, size);
+    return reader(b, size);
+}
+
+static PyObject *input_read(PyObject *self, PyObject *const *args,
+                            Py_ssize_t nargs)
+{
+    return input_sized(self, args, nargs, read_bytes);
+}
+
+static PyObject *input_readline(PyObject *self, PyObject *const *args,
+                                Py_ssize_t nargs)
+{
+    return input_sized(self, args, nargs, readline_body);
 }
 
 static PyObject *input_readlines(PyObject *self, PyObject *const *args,
@@ -670,10 +673,13 @@ static void log_exception(const char *what, const char *spec)
     PyErr_Print(); /* traceback to sys.stderr = the error log */
 }
 
+/* The request is over: make its objects inert, and break the cycle
+ * ctx -> write -> ctx (write is bound to ctx; the type has no GC). */
 static void end_request(struct pyreq *ctx)
 {
     ctx->req = NULL;
     ctx->res = NULL;
+    Py_CLEAR(ctx->write);
 }
 
 /* Call iterable.close() if there is one; log what it raises. */
