@@ -220,6 +220,19 @@ static void response_done(struct drv_conn *c)
     drv_buf_trim(&c->out, 64 * 1024);
 }
 
+/* Replace whatever the response held with drover's own small one. */
+static void own_response(struct drv_conn *c, int status, bool keep,
+                         bool head_only)
+{
+    struct drv_request *req = &c->http.req;
+    drv_response_free(&c->res);
+    drv_response_init(&c->res, &c->out, req, keep);
+    c->res.status = status;
+    c->res.state = DRV_RESPONSE_DONE;
+    c->res.body_bytes = drv_response_simple(
+        &c->out, status, NULL, keep, req->http_minor == 0, head_only);
+}
+
 /* Answer a request that cannot be served (bad bytes, limits, timeouts)
  * with a small error response, then close. */
 static void reply_error(struct drv_conn *c, int status, const char *reason)
@@ -227,13 +240,8 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
     drv_info("%d %s from %s: %s", status, drv_status_reason(status),
              c->remote[0] ? c->remote : c->listener->name,
              reason ? reason : "");
-    drv_response_init(&c->res, &c->out, &c->http.req, false);
-    c->res.status = status;
-    c->res.state = DRV_RESPONSE_DONE;
-    c->res.keep_alive = false;
+    own_response(c, status, false, false);
     c->linger = true;
-    c->res.body_bytes = drv_response_simple(&c->out, status, NULL, false,
-                                            false, false);
     c->state = C_WRITING;
     flush(c);
 }
@@ -260,12 +268,7 @@ static void run_app(struct drv_conn *c)
 
     if (w->app->ops->call(w->app, req, &c->res) != 0) {
         if (c->res.state < DRV_RESPONSE_COMMITTED) {
-            drv_response_free(&c->res);
-            drv_response_init(&c->res, &c->out, req, keep);
-            c->res.status = 500;
-            c->res.state = DRV_RESPONSE_DONE;
-            c->res.body_bytes = drv_response_simple(
-                &c->out, 500, NULL, keep, req->http_minor == 0, req->is_head);
+            own_response(c, 500, keep, req->is_head);
         } else {
             /* Part of the body is out: cut the connection so the client
              * sees a truncated response, never a false success. */

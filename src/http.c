@@ -90,45 +90,42 @@ static int count_field(struct drv_http *h, size_t len)
     return 0;
 }
 
-/* Trailer fields (after a chunked body) are counted against the limits
- * and dropped: the views built at the end of the head point into
- * req.head, which must not move (or grow) from then on. */
-static int on_trailer_field(struct drv_http *h, size_t len)
+/* Room for the header (or trailer) whose name begins. */
+static void push_span(struct drv_request *r)
 {
-    if (!h->in_field) {
-        int limit = h->limits->fields;
-        if (limit > 0 && h->req.nheaders + h->trailers >= (size_t)limit)
-            return refuse(h, 431, "too many header fields");
-        h->trailers++;
-        h->in_field = true;
-        h->field_len = 0;
+    if (r->nheaders == r->cap_headers) {
+        r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+        r->spans = drv_xrealloc(r->spans, r->cap_headers * sizeof(*r->spans));
     }
-    return count_field(h, len);
+    r->spans[r->nheaders] = (struct drv_header_span){
+        .name_off = (uint32_t)r->head.len};
 }
 
+/*
+ * Trailer fields (after a chunked body) pass through the same callbacks.
+ * They are counted against the limits and dropped: the views built at the
+ * end of the head point into req.head, which must not move from then on.
+ */
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct drv_http *h = from_parser(p);
     struct drv_request *r = &h->req;
-    if (h->head_done)
-        return on_trailer_field(h, len);
     if (!h->in_field) {
         int limit = h->limits->fields;
-        if (limit > 0 && r->nheaders >= (size_t)limit)
+        if (limit > 0 && r->nheaders + h->trailers >= (size_t)limit)
             return refuse(h, 431, "too many header fields");
-        if (r->nheaders == r->cap_headers) {
-            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
-            r->spans = drv_xrealloc(r->spans,
-                                    r->cap_headers * sizeof(*r->spans));
-        }
-        r->spans[r->nheaders] = (struct drv_header_span){
-            .name_off = (uint32_t)r->head.len};
+        if (h->head_done)
+            h->trailers++;
+        else
+            push_span(r);
         h->in_field = true;
         h->value_started = false;
         h->field_len = 0;
     }
-    r->spans[r->nheaders].name_len += (uint32_t)len;
-    drv_buf_append(&r->head, at, len);
+    if (!h->head_done) {
+        r->spans[r->nheaders].name_len += (uint32_t)len;
+        drv_buf_append(&r->head, at, len);
+    }
     return count_field(h, len);
 }
 
