@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -69,8 +70,9 @@ static const char *const common_headers[] = {
 static bool py_ready; /* the interpreter is initialised */
 static PyObject *keys[K_COUNT];
 static PyObject *common_keys[NCOMMON];
+static size_t common_lens[NCOMMON]; /* strlen(common_headers[i]) */
 static PyObject *environ_template; /* constant keys, copied per request */
-static PyObject *str_empty, *str_http10, *str_http11, *str_close;
+static PyObject *str_empty, *str_http10, *str_http11;
 
 /* ------------------------------------------------------------------ */
 /* The per-request context: start_response and wsgi.input              */
@@ -98,6 +100,16 @@ static int set_error_if_over(struct pyreq *ctx)
     PyErr_SetString(PyExc_RuntimeError,
                     "the WSGI request this object belongs to has ended");
     return -1;
+}
+
+/* Body data must be bytes (PEP 3333). Raises TypeError naming `what`. */
+static bool is_body_bytes(PyObject *o, const char *what)
+{
+    if (PyBytes_Check(o))
+        return true;
+    PyErr_Format(PyExc_TypeError, "%s must be bytes, not %.100s", what,
+                 Py_TYPE(o)->tp_name);
+    return false;
 }
 
 /* A latin-1 view of a str, as PEP 3333 demands of status and headers. */
@@ -217,11 +229,8 @@ static PyObject *write_body(PyObject *self, PyObject *data)
     struct pyreq *ctx = (struct pyreq *)self;
     if (set_error_if_over(ctx))
         return NULL;
-    if (!PyBytes_Check(data)) {
-        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
-                     Py_TYPE(data)->tp_name);
+    if (!is_body_bytes(data, "write() argument"))
         return NULL;
-    }
     if (!ctx->started) {
         PyErr_SetString(PyExc_RuntimeError, "write() before start_response");
         return NULL;
@@ -503,8 +512,8 @@ static PyObject *decoded_path(struct drover_str path)
 static PyObject *header_key(struct drover_str name)
 {
     for (size_t i = 0; i < NCOMMON; i++)
-        if (drv_str_eq_lower((struct drv_str){name.ptr, name.len},
-                             common_headers[i])) {
+        if (name.len == common_lens[i] &&
+            strncasecmp(name.ptr, common_headers[i], name.len) == 0) {
             Py_INCREF(common_keys[i]);
             return common_keys[i];
         }
@@ -667,9 +676,13 @@ struct pybody {
     struct pyreq *ctx;
 };
 
+/* Log `what` (and the app spec, when known), then the traceback. */
 static void log_exception(const char *what, const char *spec)
 {
-    drv_error("%s in app %s:", what, spec);
+    if (spec)
+        drv_error("%s in app %s:", what, spec);
+    else
+        drv_error("%s:", what);
     PyErr_Print(); /* traceback to sys.stderr = the error log */
 }
 
@@ -694,7 +707,7 @@ static void close_iterable(PyObject *iterable)
         PyErr_Clear();
         return;
     }
-    log_exception("exception in close()", "");
+    log_exception("exception in close()", NULL);
 }
 
 static int body_next(void *state, const void **data, size_t *len)
@@ -706,13 +719,12 @@ static int body_next(void *state, const void **data, size_t *len)
         if (!item) {
             if (!PyErr_Occurred())
                 return 0;
-            log_exception("exception while streaming the response", "");
+            log_exception("exception while streaming the response", NULL);
             return -1;
         }
-        if (!PyBytes_Check(item)) {
-            drv_error("app yielded %s, not bytes; response cut",
-                      Py_TYPE(item)->tp_name);
+        if (!is_body_bytes(item, "response body items")) {
             Py_DECREF(item);
+            log_exception("response cut", NULL);
             return -1;
         }
         if (PyBytes_GET_SIZE(item) == 0) {
@@ -743,12 +755,8 @@ static int write_sequence(struct pyreq *ctx, PyObject *seq)
 {
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        if (!PyBytes_Check(items[i])) {
-            PyErr_Format(PyExc_TypeError,
-                         "response body items must be bytes, not %.100s",
-                         Py_TYPE(items[i])->tp_name);
+        if (!is_body_bytes(items[i], "response body items"))
             return -1;
-        }
         if (!ctx->started) {
             PyErr_SetString(PyExc_RuntimeError,
                             "app returned a body without calling "
@@ -773,12 +781,8 @@ static int stream_iterable(struct pyreq *ctx, PyObject *result)
         first = PyIter_Next(iter);
         if (!first)
             break;
-        if (!PyBytes_Check(first)) {
-            PyErr_Format(PyExc_TypeError,
-                         "response body items must be bytes, not %.100s",
-                         Py_TYPE(first)->tp_name);
+        if (!is_body_bytes(first, "response body items"))
             goto fail;
-        }
         if (PyBytes_GET_SIZE(first))
             break;
         Py_DECREF(first);
@@ -974,6 +978,7 @@ static int make_keys(void)
     for (size_t i = 0; i < NCOMMON; i++) {
         char key[64] = "HTTP_";
         size_t n = 5;
+        common_lens[i] = strlen(common_headers[i]);
         for (const char *c = common_headers[i]; *c && n < sizeof(key) - 1; c++)
             key[n++] = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
         key[n] = '\0';
@@ -983,8 +988,7 @@ static int make_keys(void)
     str_empty = PyUnicode_InternFromString("");
     str_http10 = PyUnicode_InternFromString("HTTP/1.0");
     str_http11 = PyUnicode_InternFromString("HTTP/1.1");
-    str_close = PyUnicode_InternFromString("close");
-    return str_empty && str_http10 && str_http11 && str_close ? 0 : -1;
+    return str_empty && str_http10 && str_http11 ? 0 : -1;
 }
 
 static int make_template(void)
