@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int log_fd = STDERR_FILENO;
 static char *log_path; /* NULL: stderr */
 static enum drv_loglevel log_level = DRV_LOG_INFO;
 
@@ -61,11 +60,6 @@ int drv_log_reopen(void)
     return 0;
 }
 
-int drv_log_fd(void)
-{
-    return log_fd;
-}
-
 bool drv_log_enabled(enum drv_loglevel level)
 {
     return level >= log_level;
@@ -95,7 +89,7 @@ static void vlog(enum drv_loglevel level, int err, const char *syscall,
         n += 3;
     }
     line[n++] = '\n';
-    ssize_t w = write(log_fd, line, n);
+    ssize_t w = write(STDERR_FILENO, line, n);
     (void)w; /* nowhere left to report a failing error log */
 }
 

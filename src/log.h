@@ -4,7 +4,8 @@
  *   [2026-11-21 22:42:00 +0000] [1234] [INFO] Listening at: http://0.0.0.0:5000
  *
  * One write(2) per line on an O_APPEND descriptor, so lines from the master
- * and its workers never interleave mid-line. Run-time errors name the
+ * and its workers never interleave mid-line. A log file is dup2'd onto
+ * stderr, so children and libraries inherit it with no extra plumbing. Run-time errors name the
  * failing syscall and append strerror (drv_log_errno).
  */
 #ifndef DRV_LOG_H
@@ -20,8 +21,6 @@ int drv_log_open(const char *path, enum drv_loglevel level, char *err,
                  size_t errlen);
 /* Reopen the log file (USR1, log rotation). Returns 0 or -errno. */
 int drv_log_reopen(void);
-/* Descriptor the error log writes to (for child stderr redirection). */
-int drv_log_fd(void);
 /* Whether a message at `level` would be written. */
 bool drv_log_enabled(enum drv_loglevel level);
 
