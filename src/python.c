@@ -483,12 +483,10 @@ static PyObject *decoded_path(struct drover_str path)
 {
     size_t n = 0;
     int top = 0;
-    for (size_t i = 0; i < path.len; n++) {
-        int c = escape_at(path, i) ? hexval(path.ptr[i + 1]) * 16 +
-                                         hexval(path.ptr[i + 2])
-                                   : (unsigned char)path.ptr[i];
-        top |= c;
-        i += escape_at(path, i) ? 3 : 1;
+    for (size_t i = 0, step; i < path.len; n++, i += step) {
+        step = escape_at(path, i) ? 3 : 1;
+        top |= step == 3 ? hexval(path.ptr[i + 1]) * 16 + hexval(path.ptr[i + 2])
+                         : (unsigned char)path.ptr[i];
     }
     /* CPython wants ASCII-only text flagged as such: ask for maxchar 127
      * unless a byte is above it. */
