@@ -21,7 +21,11 @@
  *     any other iterable is pulled lazily as the socket drains, through a
  *     drover_body_source whose close() calls the iterable's close().
  *
- * The GIL is held for the worker's whole life: one thread serves.
+ * The GIL: once the interpreter is up and the app loaded, the main thread
+ * releases it, so the app's own threads (schedulers, Dash callbacks) run
+ * while the worker waits in epoll. Every entry from drover into Python
+ * (the app call, the body source's next/close, fork hooks, finalize) goes
+ * through py_enter()/py_leave().
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -68,6 +72,29 @@ static const char *const common_headers[] = {
 #define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
 
 static bool py_ready; /* the interpreter is initialised */
+
+/*
+ * The main thread's Python state while drover runs C without the GIL.
+ * py_enter() takes the GIL back, py_leave() releases it; they nest (a
+ * body source closed from inside python_call, say), and only the
+ * outermost pair touches the GIL. Main thread only.
+ */
+static PyThreadState *py_main;
+static int py_depth; /* > 0: this thread holds the GIL */
+
+static void py_enter(void)
+{
+    if (py_depth++ == 0) {
+        PyEval_RestoreThread(py_main);
+        py_main = NULL;
+    }
+}
+
+static void py_leave(void)
+{
+    if (--py_depth == 0)
+        py_main = PyEval_SaveThread();
+}
 static PyObject *keys[K_COUNT];
 static PyObject *common_keys[NCOMMON];
 static size_t common_lens[NCOMMON]; /* strlen(common_headers[i]) */
@@ -708,9 +735,8 @@ static void close_iterable(PyObject *iterable)
     log_exception("exception in close()", NULL);
 }
 
-static int body_next(void *state, const void **data, size_t *len)
+static int body_next_locked(struct pybody *b, const void **data, size_t *len)
 {
-    struct pybody *b = state;
     Py_CLEAR(b->current);
     for (;;) {
         PyObject *item = PyIter_Next(b->iter);
@@ -736,15 +762,25 @@ static int body_next(void *state, const void **data, size_t *len)
     }
 }
 
+static int body_next(void *state, const void **data, size_t *len)
+{
+    py_enter();
+    int rc = body_next_locked(state, data, len);
+    py_leave();
+    return rc;
+}
+
 static void body_close(void *state)
 {
     struct pybody *b = state;
+    py_enter();
     Py_CLEAR(b->current);
     close_iterable(b->iterable);
     end_request(b->ctx);
     Py_DECREF(b->ctx);
     Py_XDECREF(b->iter);
     Py_DECREF(b->iterable);
+    py_leave();
     free(b);
 }
 
@@ -813,8 +849,8 @@ fail:
     return -1;
 }
 
-static int python_call(struct drv_app *app, struct drv_request *req,
-                       struct drv_response *res)
+static int python_call_locked(struct drv_app *app, struct drv_request *req,
+                              struct drv_response *res)
 {
     struct python_app *pa = (struct python_app *)app;
     int rc = -1, streaming = 0;
@@ -877,27 +913,42 @@ out:
     return rc;
 }
 
+static int python_call(struct drv_app *app, struct drv_request *req,
+                       struct drv_response *res)
+{
+    py_enter();
+    int rc = python_call_locked(app, req, res);
+    py_leave();
+    return rc;
+}
+
 static int python_post_fork(struct drv_app *app, char *err, size_t errlen)
 {
     (void)app;
     (void)err;
     (void)errlen;
+    py_enter();
     PyOS_AfterFork_Child();
+    py_leave();
     return 0;
 }
 
 static void python_free(struct drv_app *app)
 {
     struct python_app *pa = (struct python_app *)app;
+    py_enter();
     Py_XDECREF(pa->callable);
     Py_XDECREF(pa->script_name);
     free(app->spec);
     free(pa);
     /* A clean stop finalizes, so the app's atexit handlers run and its
-     * buffered files are flushed. */
+     * buffered files are flushed. Finalizing needs the GIL and consumes
+     * this thread's state: there is nothing left to release. */
     if (py_ready && Py_FinalizeEx() != 0)
         drv_error("Python finalization reported an error");
     py_ready = false;
+    py_depth = 0;
+    py_main = NULL;
 }
 
 static const struct drv_app_ops python_ops = {
@@ -1036,6 +1087,7 @@ static int init_interpreter(const char *spec, char *err, size_t errlen)
                  st.err_msg ? st.err_msg : "unknown error");
         return -1;
     }
+    py_depth = 1; /* initialising leaves this thread holding the GIL */
     /* gunicorn puts the working directory first on sys.path. */
     PyObject *path = PySys_GetObject("path"), *cwd = NULL;
     char dir[4096];
@@ -1143,25 +1195,32 @@ struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
 {
     err[0] = '\0';
     PyObject *script_name = NULL;
-    if (init_interpreter(spec, err, errlen) != 0 ||
-        setup_paths(s, err, errlen) != 0)
-        return NULL;
+    struct python_app *pa = NULL;
+    if (py_ready)
+        py_enter();
+    else if (init_interpreter(spec, err, errlen) != 0)
+        return NULL; /* drover exits; the GIL does not matter any more */
+    if (setup_paths(s, err, errlen) != 0)
+        goto out;
     if (s->script_name) {
         script_name = mount_point(s->script_name, err, errlen);
         if (err[0])
-            return NULL;
+            goto out;
     }
     PyObject *load = PyDict_GetItemString(bootstrap_ns, "load");
     PyObject *callable = PyObject_CallFunction(load, "s", spec);
     if (!callable) {
         summarise_exception(spec, err, errlen);
         Py_XDECREF(script_name);
-        return NULL;
+        goto out;
     }
-    struct python_app *pa = drv_xcalloc(1, sizeof(*pa));
+    pa = drv_xcalloc(1, sizeof(*pa));
     pa->base.ops = &python_ops;
     pa->base.spec = drv_xstrdup(spec);
     pa->callable = callable;
     pa->script_name = script_name;
-    return &pa->base;
+out:
+    /* From here on the app's threads run whenever drover is in C. */
+    py_leave();
+    return pa ? &pa->base : NULL;
 }
