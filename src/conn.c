@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -282,17 +283,55 @@ static void run_app(struct drv_conn *c)
     flush(c);
 }
 
+/* Wait until the socket takes more: EV_WRITE, with the io_timeout. */
+static void wait_writable(struct drv_conn *c)
+{
+    set_events(c, EV_WRITE);
+    set_timer(c, c->w->settings->io_timeout);
+}
+
+/* Send the next part of a file body with sendfile(2). Returns 0 to go on
+ * flushing, -1 when waiting for the socket or the connection is closed. */
+static int send_file(struct drv_conn *c)
+{
+    struct drv_response *r = &c->res;
+    size_t count = r->file.left < 0x7ffff000 ? (size_t)r->file.left
+                                             : 0x7ffff000;
+    off_t pos = r->file.pos;
+    ssize_t n = sendfile(c->fd, r->file.fd, &pos, count);
+    if (n < 0) {
+        if (errno == EINTR)
+            return 0;
+        if (errno == EAGAIN) {
+            wait_writable(c);
+            return -1;
+        }
+        if (errno != EPIPE && errno != ECONNRESET)
+            drv_log_errno(errno, "sendfile", "response to %s", c->remote);
+        close_conn(c);
+        return -1;
+    }
+    drv_response_file_sent(r, (size_t)n); /* 0: the file was cut short */
+    return 0;
+}
+
 /* Write what the output buffer holds, topping it up from a streamed body
- * while the socket takes it. */
+ * while the socket takes it; a file body goes out with sendfile(2) once
+ * the buffer (head, held bytes) is empty. */
 static void flush(struct drv_conn *c)
 {
     struct drv_response *r = &c->res;
     for (;;) {
         while (r->state == DRV_RESPONSE_COMMITTED && r->has_source &&
-               drv_buf_size(&c->out) < OUT_LOW_WATER)
+               !r->has_file && drv_buf_size(&c->out) < OUT_LOW_WATER)
             if (drv_response_pull(r) < 0)
                 break;
         size_t size = drv_buf_size(&c->out);
+        if (size == 0 && r->state == DRV_RESPONSE_COMMITTED && r->has_file) {
+            if (send_file(c) < 0)
+                return;
+            continue;
+        }
         if (size == 0) {
             if (r->state == DRV_RESPONSE_DONE)
                 response_done(c);
@@ -303,8 +342,7 @@ static void flush(struct drv_conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                set_events(c, EV_WRITE);
-                set_timer(c, c->w->settings->io_timeout);
+                wait_writable(c);
                 return;
             }
             if (errno != EPIPE && errno != ECONNRESET)

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -100,6 +101,7 @@ static PyObject *common_keys[NCOMMON];
 static size_t common_lens[NCOMMON]; /* strlen(common_headers[i]) */
 static PyObject *environ_template; /* constant keys, copied per request */
 static PyObject *str_empty, *str_http10, *str_http11;
+static PyObject *file_wrapper_type; /* wsgi.file_wrapper, the bootstrap's */
 
 /* ------------------------------------------------------------------ */
 /* The per-request context: start_response and wsgi.input              */
@@ -849,6 +851,64 @@ fail:
     return -1;
 }
 
+/* The descriptor, offset and size of a regular file behind a file-like,
+ * or false (no error set) when it has none: BytesIO, sockets, pipes. */
+static bool regular_file(PyObject *filelike, int *fd, off_t *pos,
+                         uint64_t *left)
+{
+    PyObject *r = PyObject_CallMethod(filelike, "fileno", NULL);
+    *fd = r ? PyLong_AsLong(r) : -1;
+    Py_XDECREF(r);
+    struct stat st;
+    if (*fd < 0 || fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        PyErr_Clear();
+        return false;
+    }
+    /* tell() is right for a buffered file that was read ahead; the
+     * descriptor's own offset for anything else. */
+    r = PyObject_CallMethod(filelike, "tell", NULL);
+    long long at = r ? PyLong_AsLongLong(r) : -1;
+    Py_XDECREF(r);
+    if (at < 0) {
+        PyErr_Clear();
+        at = lseek(*fd, 0, SEEK_CUR);
+        if (at < 0)
+            return false;
+    }
+    *pos = (off_t)at;
+    *left = st.st_size > at ? (uint64_t)(st.st_size - at) : 0;
+    return true;
+}
+
+/* wsgi.file_wrapper over a regular file: drover sends it with sendfile(2)
+ * and calls close() when done. Returns 1 when handed over, 0 when this is
+ * for stream_iterable (another iterable, a file-like without a file, a
+ * head already committed by write()), -1 on error (raised). */
+static int stream_file(struct pyreq *ctx, PyObject *result)
+{
+    if (!Py_IS_TYPE(result, (PyTypeObject *)file_wrapper_type) ||
+        ctx->res->state != DRV_RESPONSE_STARTED)
+        return 0;
+    PyObject *filelike = PyObject_GetAttrString(result, "filelike");
+    if (!filelike)
+        return -1;
+    int fd;
+    off_t pos;
+    uint64_t left;
+    bool is_file = regular_file(filelike, &fd, &pos, &left);
+    Py_DECREF(filelike);
+    if (!is_file)
+        return 0;
+    struct pybody *b = drv_xcalloc(1, sizeof(*b));
+    b->iterable = result;
+    b->ctx = ctx;
+    Py_INCREF(result);
+    Py_INCREF(ctx);
+    struct drover_body_source src = {NULL, body_close, b};
+    return drv_response_stream_file(ctx->res, &src, fd, pos, left) == 0 ? 1
+                                                                        : -1;
+}
+
 static int python_call_locked(struct drv_app *app, struct drv_request *req,
                               struct drv_response *res)
 {
@@ -886,7 +946,9 @@ static int python_call_locked(struct drv_app *app, struct drv_request *req,
             goto out_close;
         close_iterable(result);
     } else {
-        streaming = stream_iterable(ctx, result);
+        streaming = stream_file(ctx, result);
+        if (streaming == 0)
+            streaming = stream_iterable(ctx, result);
         if (streaming < 0)
             goto out_close;
         if (streaming == 0)
@@ -1047,6 +1109,7 @@ static int make_template(void)
     environ_template = PyDict_New();
     if (!environ_template || !sys_stderr || !wrapper)
         return -1;
+    file_wrapper_type = wrapper;
     PyObject *d = environ_template;
     int rc = 0;
     rc |= set_item(d, PyUnicode_InternFromString("wsgi.version"),

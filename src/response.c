@@ -347,6 +347,39 @@ static void complete(struct drv_response *r)
     r->state = DRV_RESPONSE_DONE;
 }
 
+int drv_response_stream_file(struct drv_response *r,
+                             const struct drover_body_source *source, int fd,
+                             off_t pos, uint64_t len)
+{
+    if (r->state != DRV_RESPONSE_STARTED) {
+        if (source->close)
+            source->close(source->state);
+        return r->state == DRV_RESPONSE_NEW ? -EINVAL : -EALREADY;
+    }
+    int rc = drv_response_stream(r, source);
+    if (rc != 0)
+        return rc;
+    r->has_file = true;
+    r->file.fd = fd;
+    r->file.pos = pos;
+    r->file.left = len;
+    if (r->content_length < 0)
+        r->content_length = (int64_t)(drv_buf_size(&r->pending) + len);
+    return 0;
+}
+
+int drv_response_file_sent(struct drv_response *r, size_t n)
+{
+    r->file.pos += (off_t)n;
+    r->file.left -= n;
+    r->body_bytes += n;
+    if (n && r->file.left)
+        return 1;
+    close_source(r);
+    complete(r); /* a file that ended early is a shortfall: failed */
+    return r->failed ? -1 : 0;
+}
+
 int drv_response_finish(struct drv_response *r)
 {
     if (r->state == DRV_RESPONSE_NEW)
@@ -355,8 +388,17 @@ int drv_response_finish(struct drv_response *r)
         commit(r, !r->has_source);
         flush_pending(r);
     }
-    if (!r->has_source)
+    if (!r->has_source) {
         complete(r);
+    } else if (r->has_file) {
+        /* Never more than the Content-Length, nothing for HEAD/304. */
+        uint64_t room = r->no_body ? 0
+                                   : (uint64_t)r->content_length - r->body_bytes;
+        if (r->file.left > room)
+            r->file.left = room;
+        if (!r->file.left)
+            drv_response_file_sent(r, 0);
+    }
     return 0;
 }
 

@@ -21,6 +21,11 @@
  *   - finished with everything pending: Content-Length = pending bytes;
  *   - otherwise chunked on HTTP/1.1, close-delimited on HTTP/1.0.
  *
+ * A file body (drv_response_stream_file, for wsgi.file_wrapper over a
+ * regular file) is a body source whose bytes the connection sends with
+ * sendfile(2) straight from the file, once its output buffer is empty;
+ * its length is known, so it always has a Content-Length.
+ *
  * Hop-by-hop headers from the app (Connection, Keep-Alive,
  * Transfer-Encoding, Upgrade, Proxy-Connection, TE, Trailer) are drover's
  * business: "Connection: close" from the app closes after the response,
@@ -32,6 +37,7 @@
 #include <drover/app.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "buf.h"
@@ -61,6 +67,12 @@ struct drv_response {
     uint64_t head_bytes;            /* status line + headers size */
     struct drover_body_source source;
     bool has_source;
+    bool has_file;     /* the source's bytes come from `file` */
+    struct {
+        int fd;        /* not owned: the source's close releases it */
+        off_t pos;     /* next byte to send */
+        uint64_t left; /* bytes still to send */
+    } file;
     bool keep_alive;   /* in: the connection may be kept; out: it will be */
     bool chunked;
     bool no_body;
@@ -90,6 +102,18 @@ int drv_response_write(struct drv_response *r, const void *data, size_t len);
  * drv_response_free even on error). Returns 0 or -EINVAL. */
 int drv_response_stream(struct drv_response *r,
                         const struct drover_body_source *source);
+/* Hand over a body of `len` bytes read from `fd` at `pos` with sendfile(2);
+ * `source` (its next unused) is closed when the body is done, as with
+ * drv_response_stream. Valid before commit only: without an app-given
+ * Content-Length the length becomes held bytes + len. Returns 0, or
+ * -EINVAL / -EALREADY (the source is closed then too). */
+int drv_response_stream_file(struct drv_response *r,
+                             const struct drover_body_source *source, int fd,
+                             off_t pos, uint64_t len);
+/* The connection sent n more bytes of the file body (n == 0: the file
+ * ended before `left` did). Returns 1 when more remains, 0 when the body
+ * is complete (state DONE), -1 when it cannot be (r->failed: close). */
+int drv_response_file_sent(struct drv_response *r, size_t n);
 /* The app returned successfully: commit and, without a source, complete.
  * Returns 0 or -EINVAL (never started). */
 int drv_response_finish(struct drv_response *r);
