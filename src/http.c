@@ -223,9 +223,11 @@ static void split_target(struct drover_request *v)
     const char *path = t;
     if (v->target.len > 7 && (strncasecmp(t, "http://", 7) == 0 ||
                               strncasecmp(t, "https://", 8) == 0)) {
-        path = memchr(t + 8, '/', (size_t)(end - t - 8));
-        if (!path)
-            path = end;
+        /* The path starts after the authority, which ends at the
+         * first '/', '?' or '#' ("http://h?q" has the query "q"). */
+        path = t + (t[4] == ':' ? 7 : 8);
+        while (path < end && *path != '/' && *path != '?' && *path != '#')
+            path++;
     }
     const char *q = path;
     while (q < end && *q != '?' && *q != '#')
