@@ -826,18 +826,26 @@ static void body_close(void *state)
 static int write_sequence(struct pyreq *ctx, PyObject *seq)
 {
     PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (!ctx->started) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "app returned without calling start_response");
+        return -1;
+    }
+    /* Check every item before writing any, so a bad one leaves nothing
+     * half-sent. The total is then known: the head is committed with its
+     * Content-Length and the bytes are copied once, straight into the
+     * output buffer (the usual [body] is the fast path). */
+    uint64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
         if (!is_body_bytes(items[i], "response body items"))
             return -1;
-        if (!ctx->started) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "app returned a body without calling "
-                            "start_response");
-            return -1;
-        }
+        total += (uint64_t)PyBytes_GET_SIZE(items[i]);
+    }
+    drv_response_commit_sized(ctx->res, total); /* or already committed */
+    for (Py_ssize_t i = 0; i < n; i++)
         drv_response_write(ctx->res, PyBytes_AS_STRING(items[i]),
                            (size_t)PyBytes_GET_SIZE(items[i]));
-    }
     return 0;
 }
 

@@ -317,6 +317,17 @@ int drv_response_write(struct drv_response *r, const void *data, size_t len)
     return 0;
 }
 
+int drv_response_commit_sized(struct drv_response *r, uint64_t total)
+{
+    if (r->state != DRV_RESPONSE_STARTED || r->has_source)
+        return -EINVAL;
+    if (r->content_length < 0 && status_has_body(r->status))
+        r->content_length = (int64_t)(drv_buf_size(&r->pending) + total);
+    commit(r, false);
+    flush_pending(r);
+    return 0;
+}
+
 int drv_response_stream(struct drv_response *r,
                         const struct drover_body_source *source)
 {

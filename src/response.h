@@ -98,6 +98,12 @@ int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
                         const char *value, size_t vlen);
 /* Append body bytes. Returns 0, or -EINVAL before start. */
 int drv_response_write(struct drv_response *r, const void *data, size_t len);
+/* The rest of the body is `total` bytes, written next: commit now with
+ * Content-Length = held bytes + total (unless the app gave one), so the
+ * writes go straight to the output buffer instead of being held. Returns
+ * 0, or -EINVAL when not STARTED or a source was given (nothing changes;
+ * writes work as before). */
+int drv_response_commit_sized(struct drv_response *r, uint64_t total);
 /* Hand over a body source; the response owns it from now on (closed by
  * drv_response_free even on error). Returns 0 or -EINVAL. */
 int drv_response_stream(struct drv_response *r,

@@ -1,0 +1,113 @@
+"""What drover does with each shape of WSGI response body, right or
+wrong: list and tuple bodies go out at once with a Content-Length; str
+where bytes belong is a 500 before the head, a cut connection after it;
+an exception mid-stream cuts the response; a Transfer-Encoding set by the
+app is ignored (drover frames the body). After each, the worker keeps
+serving, on the same connection when the response was complete."""
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import RawConn, request
+
+APPS = Path(__file__).resolve().parent / "pyapps"
+
+
+@pytest.fixture
+def srv(drover):
+    return drover("bodies:app", cwd=APPS)
+
+
+def one(srv, target, method="GET", version="HTTP/1.1"):
+    """One request; then a second on the same connection must work when
+    the first was complete (the worker and the connection survive)."""
+    with RawConn(srv.port) as c:
+        c.send(request(method, target, version=version))
+        r = c.read_response(head_request=method == "HEAD")
+        if r.complete and r.header("Connection") != "close":
+            c.send(request("GET", "/hello"))
+            nxt = c.read_response()
+            assert (nxt.status, nxt.body) == (200, b"hello"), nxt
+    # and on a new connection, always
+    assert requests.get(srv.url + "/hello", timeout=5).text == "hello"
+    return r
+
+
+def closes(srv):
+    return int(requests.get(srv.url + "/closes", timeout=5).text)
+
+
+def test_a_one_item_list_is_sent_with_its_content_length(srv):
+    r = one(srv, "/one_item")
+    assert r.status == 200
+    assert r.header("Content-Length") == str(1024 * 1024)
+    assert r.header("Transfer-Encoding") is None
+    assert r.body == b"x" * (1024 * 1024)
+
+
+def test_head_of_a_one_item_list_has_the_length_and_no_body(srv):
+    r = one(srv, "/one_item", method="HEAD")
+    assert r.header("Content-Length") == str(1024 * 1024)
+
+
+def test_a_tuple_of_several_items_is_sent_with_the_total_length(srv):
+    r = one(srv, "/several_items")
+    assert r.header("Content-Length") == str(3 + 4 + 70000)
+    assert r.body == b"abcdefg" + b"h" * 70000
+
+
+def test_a_str_in_a_list_is_a_500_with_nothing_half_sent(srv):
+    r = one(srv, "/bytes_then_str")
+    assert r.status == 500 and r.complete
+    srv.wait_log(r"TypeError: response body items must be bytes, not str")
+
+
+@pytest.mark.parametrize("name, error", [
+    ("bare_str", "must be bytes, not str"),
+    ("bare_bytes", "must be bytes, not int"),
+    ("returns_none", "'NoneType' object is not iterable"),
+    ("no_start_response", "without calling start_response"),
+    ("generator_str_first", "must be bytes, not str"),
+])
+def test_a_wrong_body_before_the_head_is_a_500(srv, name, error):
+    r = one(srv, "/" + name)
+    assert r.status == 500 and r.complete
+    assert b"Traceback" not in r.body
+    srv.wait_log(error)
+
+
+def test_a_str_after_the_head_cuts_the_response(srv):
+    r = one(srv, "/generator_str_later")
+    assert r.status == 200 and not r.complete
+    srv.wait_log(r"must be bytes, not str")
+
+
+def test_an_exception_mid_stream_cuts_the_response_and_closes_once(srv):
+    r = one(srv, "/raises_mid_stream")
+    assert r.status == 200 and not r.complete
+    assert r.body.startswith(b"a" * 100000)
+    srv.wait_log(r"RuntimeError: deliberate failure mid-stream")
+    assert closes(srv) == 1
+    one(srv, "/closes_after_stream")
+    assert closes(srv) == 1
+
+
+@pytest.mark.parametrize("name", ["sets_te_list", "sets_te_stream",
+                                  "sets_te_gzip"])
+def test_transfer_encoding_from_the_app_is_replaced_by_drovers_framing(
+        srv, name):
+    r = one(srv, "/" + name)
+    assert r.status == 200 and r.complete
+    te = r.all("Transfer-Encoding")
+    assert te in ([], ["chunked"])          # drover's own, once at most
+    assert (r.header("Content-Length") is None) == (te == ["chunked"])
+    assert r.body in (b"framed by drover", b"part one, part two",
+                      b"not gzipped")
+
+
+def test_transfer_encoding_from_the_app_is_never_sent_to_http_10(srv):
+    r = one(srv, "/sets_te_stream", version="HTTP/1.0")
+    assert r.status == 200
+    assert r.all("Transfer-Encoding") == []
+    assert r.body == b"part one, part two"
