@@ -1,5 +1,14 @@
 /*
- * listener: socket(), bind() and listen() for each bind address.
+ * listener: socket(), bind() and listen() for each bind address, or the
+ * sockets a service manager passed (socket activation).
+ *
+ * Socket activation follows gunicorn: when $LISTEN_FDS passes sockets to
+ * this process and no bind address names a descriptor (fd://N), the
+ * passed sockets are the listeners and the TCP/unix bind addresses are
+ * ignored (the .socket unit owns the addresses). When bind addresses do
+ * name descriptors, they are opened as given and passed sockets that none
+ * of them names are closed. Either way an inherited socket is adopted as
+ * it is: never bound, never listen()ed again with our backlog.
  */
 #include "listener.h"
 
@@ -16,6 +25,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
+#include "notify.h"
 
 static void describe(struct drv_listener *l)
 {
@@ -174,29 +185,100 @@ static int adopt_fd(const struct drv_addr *a, struct drv_listener *l,
     return 0;
 }
 
+static bool names_fd(const struct drv_addr *addrs, size_t naddrs, int fd)
+{
+    for (size_t i = 0; i < naddrs; i++)
+        if (addrs[i].kind == DRV_ADDR_FD && (fd < 0 || addrs[i].fd == fd))
+            return true;
+    return false;
+}
+
+static int open_addrs(const struct drv_addr *addrs, size_t naddrs,
+                      int backlog, struct drv_listener **ls, size_t *count,
+                      char *err, size_t errlen)
+{
+    for (size_t i = 0; i < naddrs; i++) {
+        const struct drv_addr *a = &addrs[i];
+        int rc;
+        if (a->kind == DRV_ADDR_TCP) {
+            rc = open_tcp(a, backlog, ls, count, err, errlen);
+        } else {
+            *ls = drv_xrealloc(*ls, (*count + 1) * sizeof(**ls));
+            rc = a->kind == DRV_ADDR_UNIX
+                     ? open_unix(a, backlog, &(*ls)[*count], err, errlen)
+                     : adopt_fd(a, &(*ls)[*count], err, errlen);
+            if (rc == 0)
+                (*count)++;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Every socket the service manager passed becomes a listener. */
+static int adopt_passed(int passed, char **names, struct drv_listener **ls,
+                        size_t *count, char *err, size_t errlen)
+{
+    *ls = drv_xrealloc(*ls, (*count + (size_t)passed) * sizeof(**ls));
+    for (int i = 0; i < passed; i++) {
+        struct drv_addr a = {.kind = DRV_ADDR_FD,
+                             .fd = DRV_LISTEN_FDS_START + i};
+        if (adopt_fd(&a, &(*ls)[*count], err, errlen) != 0)
+            return -1;
+        (*count)++;
+        drv_debug("socket activation: fd %d (%s) is %s", a.fd,
+                  names ? names[i] : "unknown", (*ls)[*count - 1].name);
+    }
+    return 0;
+}
+
+/* Passed sockets no fd://N names: nobody would accept on them. */
+static void close_unnamed(int passed, const struct drv_addr *addrs,
+                          size_t naddrs)
+{
+    for (int fd = DRV_LISTEN_FDS_START; fd < DRV_LISTEN_FDS_START + passed;
+         fd++) {
+        if (names_fd(addrs, naddrs, fd))
+            continue;
+        drv_warn("socket activation: fd %d is not named by any fd:// bind; "
+                 "closing it", fd);
+        close(fd);
+    }
+}
+
 int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
                        int backlog, struct drv_listener **out, size_t *n,
                        char *err, size_t errlen)
 {
     struct drv_listener *ls = NULL;
     size_t count = 0;
-    for (size_t i = 0; i < naddrs; i++) {
-        const struct drv_addr *a = &addrs[i];
-        int rc;
-        if (a->kind == DRV_ADDR_TCP) {
-            rc = open_tcp(a, backlog, &ls, &count, err, errlen);
-        } else {
-            ls = drv_xrealloc(ls, (count + 1) * sizeof(*ls));
-            rc = a->kind == DRV_ADDR_UNIX
-                     ? open_unix(a, backlog, &ls[count], err, errlen)
-                     : adopt_fd(a, &ls[count], err, errlen);
-            if (rc == 0)
-                count++;
-        }
-        if (rc != 0) {
-            drv_listeners_close(ls, count, true);
-            return -1;
-        }
+    char **names = NULL;
+    int rc;
+    int passed = drv_listen_fds(&names);
+    if (passed < 0) {
+        snprintf(err, errlen,
+                 "socket activation: bad LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES: "
+                 "%s", strerror(-passed));
+        return -1;
+    }
+    if (passed > 0 && !names_fd(addrs, naddrs, -1)) {
+        drv_info("socket activation: serving on the %d socket(s) passed by "
+                 "the service manager; bind addresses are ignored", passed);
+        rc = adopt_passed(passed, names, &ls, &count, err, errlen);
+    } else {
+        close_unnamed(passed, addrs, naddrs);
+        rc = open_addrs(addrs, naddrs, backlog, &ls, &count, err, errlen);
+    }
+    drv_listen_names_free(names);
+    if (rc != 0) {
+        /* Passed sockets not adopted yet are ours to close too. */
+        if (passed > 0 && !names_fd(addrs, naddrs, -1))
+            for (int fd = DRV_LISTEN_FDS_START + (int)count;
+                 fd < DRV_LISTEN_FDS_START + passed; fd++)
+                close(fd);
+        drv_listeners_close(ls, count, true);
+        return -1;
     }
     *out = ls;
     *n = count;

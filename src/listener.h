@@ -7,6 +7,12 @@
  * on it) is replaced; a path holding anything else is an error. fd://N
  * adopts an inherited socket as it is: it must be a listening stream
  * socket, and it is not listen()ed again.
+ *
+ * Socket activation (systemd, systemd-socket-activate): when $LISTEN_PID
+ * is this process and $LISTEN_FDS passes sockets, drv_listeners_open()
+ * uses them instead of binding, unless some address is an fd://N, in
+ * which case exactly the addresses given are opened. The LISTEN_*
+ * variables are removed from the environment either way.
  */
 #ifndef DRV_LISTENER_H
 #define DRV_LISTENER_H
@@ -28,9 +34,11 @@ struct drv_listener {
 
 /*
  * Open one listener per address (a host name resolving to several
- * addresses opens one per address). Returns 0 and an allocated array in
- * *out / *n, or -1 with one line in err (naming the address and the
- * failing call); nothing stays open on failure.
+ * addresses opens one per address), or adopt the sockets passed by socket
+ * activation (see above; `addrs` is then ignored unless it names an
+ * fd://N). Logs through log.h, so the error log must be open. Returns 0
+ * and an allocated array in *out / *n, or -1 with one line in err (naming
+ * the address and the failing call); nothing stays open on failure.
  */
 int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
                        int backlog, struct drv_listener **out, size_t *n,
