@@ -19,7 +19,9 @@
  *     them around cannot touch freed memory;
  *   - a list or tuple result is written at once (Content-Length known);
  *     any other iterable is pulled lazily as the socket drains, through a
- *     drover_body_source whose close() calls the iterable's close().
+ *     drover_body_source whose close() calls the iterable's close();
+ *   - wsgi.file_wrapper over a regular file becomes a file body the
+ *     connection sends with sendfile(2).
  *
  * The GIL: once the interpreter is up and the app loaded, the main thread
  * releases it, so the app's own threads (schedulers, Dash callbacks) run
