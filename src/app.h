@@ -26,8 +26,16 @@ struct drv_app_ops {
      * head was not committed, else drops the connection. */
     int (*call)(struct drv_app *app, struct drv_request *req,
                 struct drv_response *res);
+    /* In the master, right before each fork(), and in the master right
+     * after it. Either may be NULL. Nothing may run between the two but
+     * fork() itself. */
+    void (*before_fork)(struct drv_app *app);
+    void (*after_fork_parent)(struct drv_app *app);
     /* In each worker after fork. Returns 0 or -1 with err filled. */
     int (*post_fork)(struct drv_app *app, char *err, size_t errlen);
+    /* In the master once the app is loaded and before the first fork:
+     * settle what the workers will share (may be NULL). */
+    void (*preloaded)(struct drv_app *app);
     /* Release the app (calls its fini). */
     void (*free)(struct drv_app *app);
 };
@@ -56,5 +64,15 @@ static inline void drv_app_free(struct drv_app *app)
 struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen);
 struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
                                 char *err, size_t errlen);
+
+/* --dev (dev.c). The traceback of the last failed drv_python_load as
+ * plain text (malloc'd), or NULL when there is none. */
+char *drv_python_load_traceback(void);
+/* --dev: call add(path) for every file the interpreter imported (the
+ * __file__ of each module in sys.modules) and every file the traceback of
+ * the last failed load names. Absolute paths, in no order. Does nothing
+ * when Python was never started. */
+void drv_python_source_files(void (*add)(const char *path, void *arg),
+                             void *arg);
 
 #endif

@@ -34,6 +34,8 @@
 #include "accesslog.h"
 #include "app.h"
 #include "log.h"
+#include "proxy.h"
+#include "scoreboard.h"
 #include "response.h"
 #include "worker.h"
 
@@ -54,6 +56,7 @@ struct drv_conn {
     struct drv_listener *listener;
     char remote[INET6_ADDRSTRLEN];
     int remote_port;
+    struct drv_forwarded fwd; /* trusted proxy headers of this request */
     struct timespec started; /* wall clock at the request's first byte */
     ev_tstamp t0;            /* loop time of the same */
 };
@@ -193,6 +196,10 @@ static void log_access(struct drv_conn *c)
         .pid = getpid(),
     };
     e.remote.len = strlen(e.remote.ptr);
+    /* %(h)s is REMOTE_ADDR, as in gunicorn: the client a trusted proxy
+     * named, when fill_view() took one for this request. */
+    if (e.req->remote_addr.ptr == c->fwd.addr)
+        e.remote = (struct drv_str){c->fwd.addr, strlen(c->fwd.addr)};
     drv_accesslog_write(w->accesslog, &e);
 }
 
@@ -202,11 +209,12 @@ static void response_done(struct drv_conn *c)
     struct drv_worker *w = c->w;
     log_access(c);
     w->requests++;
+    if (w->slot)
+        drv_slot_count(w->slot, c->res.status, c->res.body_bytes);
     bool keep = drv_response_keeps_alive(&c->res) && !w->stopping;
     drv_response_free(&c->res);
     drv_http_next(&c->http);
-    if (w->max_requests && w->requests >= w->max_requests && !w->stopping)
-        drv_worker_stop(w);
+    drv_worker_check_budget(w);
     if (!keep) {
         if (c->linger)
             start_linger(c);
@@ -255,6 +263,18 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
                                          strlen(c->listener->host)};
     v->server_port = c->listener->port;
     v->url_scheme = (struct drover_str){"http", 4};
+    /* Behind a trusted proxy the client and scheme come from its headers
+     * (forwarded_allow_ips; see proxy.h). */
+    if (!drv_proxy_resolve(&c->w->settings->forwarded_allow_ips, c->remote,
+                           v->headers, v->nheaders, &c->fwd))
+        return;
+    if (c->fwd.addr[0]) {
+        v->remote_addr = (struct drover_str){c->fwd.addr, strlen(c->fwd.addr)};
+        v->remote_port = c->fwd.port;
+    }
+    if (c->fwd.scheme)
+        v->url_scheme = (struct drover_str){c->fwd.scheme,
+                                            strlen(c->fwd.scheme)};
 }
 
 static void run_app(struct drv_conn *c)
@@ -267,7 +287,12 @@ static void run_app(struct drv_conn *c)
     c->state = C_WRITING;
     ev_timer_stop(w->loop, &c->timer);
 
-    if (w->app->ops->call(w->app, req, &c->res) != 0) {
+    if (w->slot)
+        drv_slot_busy(w->slot, &req->view);
+    int rc = w->app->ops->call(w->app, req, &c->res);
+    if (w->slot)
+        drv_slot_idle(w->slot);
+    if (rc != 0) {
         if (c->res.state < DRV_RESPONSE_COMMITTED) {
             own_response(c, 500, keep, req->is_head);
         } else {

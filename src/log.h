@@ -34,5 +34,6 @@ void drv_log_errno(int err, const char *syscall, const char *fmt, ...)
 #define drv_info(...) drv_log(DRV_LOG_INFO, __VA_ARGS__)
 #define drv_warn(...) drv_log(DRV_LOG_WARNING, __VA_ARGS__)
 #define drv_error(...) drv_log(DRV_LOG_ERROR, __VA_ARGS__)
+#define drv_critical(...) drv_log(DRV_LOG_CRITICAL, __VA_ARGS__)
 
 #endif

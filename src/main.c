@@ -1,7 +1,9 @@
 /*
  * main: drover's start-up sequence.
  *
- *   settings -> error log -> access log -> listeners -> app -> serve
+ *   settings -> error log -> access log -> listeners -> [preload app]
+ *     -> master (master.c), which forks the workers (worker.c)
+ *   --dev: settings -> logs -> listeners -> one process (dev.c)
  *
  * Every step before serving either succeeds or stops the start with one
  * line on stderr. Exit statuses:
@@ -9,21 +11,29 @@
  *   1  a run-time resource failure at start (a bind address in use, ...)
  *   2  bad configuration: a flag, variable or YAML value, or an app spec
  *      that cannot be loaded
+ *   3  the workers failed to boot (an app that does not import without
+ *      preload, a user the workers cannot switch to)
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accesslog.h"
 #include "address.h"
 #include "app.h"
+#include "dev.h"
 #include "listener.h"
 #include "log.h"
+#include "master.h"
+#include "proctitle.h"
+#include "reexec.h"
 #include "settings.h"
-#include "worker.h"
 
 extern char **environ;
 
@@ -62,7 +72,10 @@ static int open_logs(struct server *srv, char *err, size_t errlen)
 
 static int open_listeners(struct server *srv, char *err, size_t errlen)
 {
-    const struct drv_strlist *bind = &srv->s.bind;
+    /* After a re-exec (reload) the sockets we had are adopted, not bound. */
+    struct drv_strlist inherited = {0};
+    inherited.v = drv_reexec_listen_fds(&inherited.n);
+    const struct drv_strlist *bind = inherited.v ? &inherited : &srv->s.bind;
     struct drv_addr *addrs = calloc(bind->n ? bind->n : 1, sizeof(*addrs));
     if (!addrs)
         return -1;
@@ -77,15 +90,39 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
         rc = drv_listeners_open(addrs, bind->n, srv->s.backlog,
                                 &srv->listeners, &srv->nlisteners, err, errlen);
     free(addrs);
+    for (size_t i = 0; i < inherited.n; i++)
+        free(inherited.v[i]);
+    free(inherited.v);
     return rc;
 }
 
-/* --chdir and --env act before anything is opened or imported. */
+/* "1000" names a user (or group) when that uid (gid) exists. */
+static bool numeric_id_exists(const char *text, bool user)
+{
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (end == text || *end != '\0')
+        return false;
+    return user ? getpwuid((uid_t)v) != NULL : getgrgid((gid_t)v) != NULL;
+}
+
+/* --chdir, --umask, --user/--group (checked; workers switch) and --env act
+ * before anything is opened or imported. */
 static int prepare_process(const struct drv_settings *s, char *err,
                            size_t errlen)
 {
     if (s->chdir && chdir(s->chdir) != 0) {
         snprintf(err, errlen, "--chdir '%s': %s", s->chdir, strerror(errno));
+        return -1;
+    }
+    umask((mode_t)drv_settings_parse_umask(s->umask ? s->umask : "0"));
+    if (s->user && !getpwnam(s->user) && !numeric_id_exists(s->user, true)) {
+        snprintf(err, errlen, "--user '%s': no such user", s->user);
+        return -1;
+    }
+    if (s->group && !getgrnam(s->group) &&
+        !numeric_id_exists(s->group, false)) {
+        snprintf(err, errlen, "--group '%s': no such group", s->group);
         return -1;
     }
     for (size_t i = 0; i < s->env.n; i++) {
@@ -99,6 +136,45 @@ static int prepare_process(const struct drv_settings *s, char *err,
         }
     }
     return 0;
+}
+
+/* The pid file: refused if it names another live process. */
+static int write_pidfile(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long pid = 0;
+        int n = fscanf(f, "%ld", &pid);
+        fclose(f);
+        if (n == 1 && pid > 0 && pid != getpid() &&
+            (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+            snprintf(err, errlen, "--pid '%s': drover is already running "
+                     "as pid %ld", path, pid);
+            return -1;
+        }
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) != 0) {
+        snprintf(err, errlen, "--pid '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Removed only while it still holds our pid. */
+static void remove_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "%ld", &pid) == 1 && pid == getpid())
+        unlink(path);
+    fclose(f);
 }
 
 /* --check-config: everything a start would check, short of binding. */
@@ -138,26 +214,56 @@ static int serve(struct server *srv)
         return fail(EXIT_CONFIG, err);
     if (open_listeners(srv, err, sizeof(err)) != 0)
         return fail(EXIT_RUNTIME, err);
-    srv->app = drv_app_load(s->app, s, err, sizeof(err));
-    if (!srv->app) {
+    if (s->dev) { /* loads the app itself: a failed import is a 500 page */
+        int status = drv_dev_run(s, srv->listeners, srv->nlisteners,
+                                 srv->accesslog);
         drv_listeners_close(srv->listeners, srv->nlisteners, true);
-        return fail(EXIT_CONFIG, err);
+        drv_accesslog_free(srv->accesslog);
+        return status;
+    }
+    int scoreboard_fd = drv_reexec_inherited_fd();
+    int status = EXIT_CONFIG;
+    if (s->preload) {
+        srv->app = drv_app_load(s->app, s, err, sizeof(err));
+        if (!srv->app) {
+            fail(EXIT_CONFIG, err);
+            goto out;
+        }
+    }
+    if (s->pidfile && write_pidfile(s->pidfile, err, sizeof(err)) != 0) {
+        status = fail(EXIT_RUNTIME, err);
+        goto out;
     }
 
     drv_info("Starting drover %s", DROVER_VERSION);
     for (size_t i = 0; i < srv->nlisteners; i++)
         drv_info("Listening at: %s (%d)", srv->listeners[i].name, getpid());
-    drv_info("Serving %s app %s", srv->app->ops->kind, srv->app->spec);
-    if (s->workers > 1)
-        drv_warn("workers=%d: this build serves with a single process",
-                 s->workers);
+    drv_info("Serving %s app %s with %d worker(s)%s",
+             srv->app ? srv->app->ops->kind
+                      : drv_app_spec_is_native(s->app) ? "native" : "python",
+             s->app, s->workers, srv->app ? "" : ", loaded in each worker");
 
-    struct drv_worker w;
-    drv_worker_init(&w, s, srv->listeners, srv->nlisteners, srv->app,
-                    srv->accesslog);
-    int status = drv_worker_run(&w);
+    struct drv_master_args args = {
+        .settings = s,
+        .listeners = srv->listeners,
+        .nlisteners = srv->nlisteners,
+        .app = &srv->app,
+        .accesslog = srv->accesslog,
+        .scoreboard_fd = scoreboard_fd,
+    };
+    bool in_worker;
+    status = drv_master_run(&args, &in_worker);
+    if (in_worker) {
+        /* A worker leaves the sockets and the pid file to the master. */
+        drv_app_free(srv->app);
+        drv_listeners_close(srv->listeners, srv->nlisteners, false);
+        drv_accesslog_free(srv->accesslog);
+        return status;
+    }
     drv_info("Shutting down: drover %s", DROVER_VERSION);
-
+    if (s->pidfile)
+        remove_pidfile(s->pidfile);
+out:
     drv_app_free(srv->app);
     drv_listeners_close(srv->listeners, srv->nlisteners, true);
     drv_accesslog_free(srv->accesslog);
@@ -166,6 +272,10 @@ static int serve(struct server *srv)
 
 int main(int argc, char **argv)
 {
+    /* Titles overwrite argv's memory: from here on only the copy is used
+     * (for settings and for re-exec on reload). */
+    argv = drv_proctitle_init(argc, argv);
+    drv_reexec_save_argv(argc, argv);
     /* A client that goes away must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
 

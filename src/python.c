@@ -731,6 +731,7 @@ struct python_app {
     struct drv_app base;
     PyObject *callable;
     PyObject *script_name; /* str without trailing '/', NULL = root */
+    bool dev;              /* --dev: a failed call's 500 shows the traceback */
 };
 
 /* State of a lazily pulled response iterable. */
@@ -749,6 +750,74 @@ static void log_exception(const char *what, const char *spec)
     else
         drv_error("%s:", what);
     PyErr_Print(); /* traceback to sys.stderr = the error log */
+}
+
+/* --dev: the traceback of exception `value` as one str, or NULL (no
+ * error set) when it cannot be formatted. */
+static PyObject *traceback_text(PyObject *value)
+{
+    PyObject *mod = PyImport_ImportModule("traceback");
+    PyObject *tb = PyException_GetTraceback(value);
+    PyObject *lines = mod ? PyObject_CallMethod(
+                                mod, "format_exception", "OOO", Py_TYPE(value),
+                                value, tb ? tb : Py_None)
+                          : NULL;
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *text = lines && empty ? PyUnicode_Join(empty, lines) : NULL;
+    if (!text)
+        PyErr_Clear();
+    Py_XDECREF(empty);
+    Py_XDECREF(lines);
+    Py_XDECREF(tb);
+    Py_XDECREF(mod);
+    return text;
+}
+
+/* --dev: the current exception's traceback as text; the exception stays
+ * set (normalized) for log_exception. */
+static PyObject *current_traceback_text(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    PyObject *text = value ? traceback_text(value) : NULL;
+    PyErr_Restore(type, value, tb);
+    return text;
+}
+
+/* --dev: replace whatever the app started with a 500 whose body is the
+ * traceback. Returns 0, or -1 when the head is already out. */
+static int dev_error_page(struct drv_response *res, PyObject *text)
+{
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
+    if (!p) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (res->state >= DRV_RESPONSE_COMMITTED || res->has_source ||
+        drv_response_start(res, 500, NULL, 0) != 0)
+        return -1;
+    drv_buf_reset(&res->pending); /* body the app wrote before failing */
+    drv_response_header(res, "Content-Type", 12,
+                        "text/plain; charset=utf-8", 25);
+    drv_response_write(res, p, (size_t)n);
+    return 0;
+}
+
+/* A call failed with an exception set: log it. Returns -1 (drover answers
+ * 500), or 0 when --dev wrote its traceback page instead. */
+static int call_failed(struct python_app *pa, struct drv_response *res)
+{
+    PyObject *text = pa->dev && res->state < DRV_RESPONSE_COMMITTED
+                         ? current_traceback_text()
+                         : NULL;
+    log_exception("exception", pa->base.spec);
+    int rc = text ? dev_error_page(res, text) : -1;
+    Py_XDECREF(text);
+    return rc;
 }
 
 /* The request is over: make its objects inert, and break the cycle
@@ -1004,11 +1073,11 @@ static int python_call_locked(struct drv_app *app, struct drv_request *req,
     goto out;
 
 out_close:
-    log_exception("exception", app->spec);
+    rc = call_failed(pa, res);
     close_iterable(result);
     goto out;
 out_error:
-    log_exception("exception", app->spec);
+    rc = call_failed(pa, res);
 out:
     Py_XDECREF(result);
     /* Keep ctx usable by a streaming body; otherwise the request is over. */
@@ -1030,15 +1099,74 @@ static int python_call(struct drv_app *app, struct drv_request *req,
     return rc;
 }
 
+static PyObject *bootstrap_ns; /* defined with the start-up code below */
+
+/* ---- fork ----
+ * With preload the master holds the GIL across fork() (PyOS_BeforeFork
+ * also takes the import lock), so the child starts from a consistent
+ * interpreter and finishes the fork in python_post_fork. */
+static bool forking; /* set across fork(); the child inherits it set */
+
+static void python_before_fork(struct drv_app *app)
+{
+    (void)app;
+    py_enter();
+    PyOS_BeforeFork();
+    forking = true;
+}
+
+static void python_after_fork_parent(struct drv_app *app)
+{
+    (void)app;
+    forking = false;
+    PyOS_AfterFork_Parent();
+    py_leave();
+}
+
+/* Run Python statements (GIL held); failures go to the error log. */
+static int run_statements(const char *code)
+{
+    PyObject *r = PyRun_String(code, Py_file_input, bootstrap_ns,
+                               bootstrap_ns);
+    if (!r) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* With preload, what the master imported is moved out of the garbage
+ * collector's reach, so that no collection in a worker writes to (and so
+ * copies) the pages the workers share. */
+static void python_preloaded(struct drv_app *app)
+{
+    (void)app;
+    py_enter();
+    run_statements("import gc\ngc.collect()\ngc.freeze()\n");
+    py_leave();
+}
+
+/* In the worker: finish the fork for Python (its at-fork hooks reseed
+ * random), and arm faulthandler, so that the master's SIGABRT for a timed
+ * out worker, or a crash in an extension, leaves every thread's Python
+ * stack in the error log. */
 static int python_post_fork(struct drv_app *app, char *err, size_t errlen)
 {
     (void)app;
-    (void)err;
-    (void)errlen;
-    py_enter();
-    PyOS_AfterFork_Child();
+    if (forking) {
+        forking = false;
+        PyOS_AfterFork_Child(); /* the GIL came with the fork */
+    } else {
+        py_enter();
+    }
+    int rc = run_statements("import faulthandler, sys\n"
+                            "faulthandler.enable(file=sys.stderr, "
+                            "all_threads=True)\n");
     py_leave();
-    return 0;
+    if (rc != 0)
+        snprintf(err, errlen, "cannot enable faulthandler");
+    return rc;
 }
 
 static void python_free(struct drv_app *app)
@@ -1062,7 +1190,10 @@ static void python_free(struct drv_app *app)
 static const struct drv_app_ops python_ops = {
     .kind = "python",
     .call = python_call,
+    .before_fork = python_before_fork,
+    .after_fork_parent = python_after_fork_parent,
     .post_fork = python_post_fork,
+    .preloaded = python_preloaded,
     .free = python_free,
 };
 
@@ -1233,12 +1364,20 @@ static int init_interpreter(const char *spec, char *err, size_t errlen)
     return 0;
 }
 
+/* The exception the last failed load raised, traceback attached (--dev
+ * serves it and watches the files it names). */
+static PyObject *load_error;
+
 /* "ModuleNotFoundError: No module named 'x'" for the one-line summary. */
 static void summarise_exception(const char *spec, char *err, size_t errlen)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    Py_XINCREF(value);
+    Py_XSETREF(load_error, value);
     PyObject *text = value ? PyObject_Str(value) : NULL;
     const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
     snprintf(err, errlen, "cannot load app '%s': %s: %s", spec,
@@ -1328,8 +1467,88 @@ struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
     pa->base.spec = drv_xstrdup(spec);
     pa->callable = callable;
     pa->script_name = script_name;
+    pa->dev = s->dev;
 out:
     /* From here on the app's threads run whenever drover is in C. */
     py_leave();
     return pa ? &pa->base : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Development mode (dev.c)                                            */
+
+/* What --dev watches: every module's file, and the files the traceback
+ * of a failed load names (the module that failed to import is no longer
+ * in sys.modules, but fixing it must reload). */
+static const char dev_code[] =
+    "import os, sys, traceback\n"
+    "def file_of(m):\n"
+    "    try:\n"
+    "        return m.__file__\n"
+    "    except Exception:\n"
+    "        return None\n"
+    "def sources(err):\n"
+    "    files = [file_of(m) for m in list(sys.modules.values())]\n"
+    "    seen = set()\n"
+    "    while err is not None and id(err) not in seen:\n"
+    "        seen.add(id(err))\n"
+    "        files += [f.filename for f in traceback.extract_tb(err.__traceback__)]\n"
+    "        if isinstance(err, SyntaxError):\n"
+    "            files.append(err.filename)\n"
+    "        err = err.__cause__ or err.__context__\n"
+    "    return [os.path.abspath(f) for f in set(files)\n"
+    "            if isinstance(f, str) and f and not f.startswith('<')]\n";
+
+static PyObject *dev_ns;
+
+char *drv_python_load_traceback(void)
+{
+    if (!py_ready || !load_error)
+        return NULL;
+    py_enter();
+    char *out = NULL;
+    PyObject *text = traceback_text(load_error);
+    const char *p = text ? PyUnicode_AsUTF8(text) : NULL;
+    if (p)
+        out = drv_xstrdup(p);
+    PyErr_Clear();
+    Py_XDECREF(text);
+    py_leave();
+    return out;
+}
+
+void drv_python_source_files(void (*add)(const char *path, void *arg),
+                             void *arg)
+{
+    if (!py_ready)
+        return;
+    py_enter();
+    if (!dev_ns) {
+        dev_ns = PyDict_New();
+        PyObject *r = NULL;
+        if (dev_ns && PyDict_SetItemString(dev_ns, "__builtins__",
+                                           PyEval_GetBuiltins()) == 0)
+            r = PyRun_String(dev_code, Py_file_input, dev_ns, dev_ns);
+        if (!r) {
+            log_exception("cannot list the app's source files", NULL);
+            Py_CLEAR(dev_ns);
+        }
+        Py_XDECREF(r);
+    }
+    PyObject *fn = dev_ns ? PyDict_GetItemString(dev_ns, "sources") : NULL;
+    PyObject *list = fn ? PyObject_CallFunctionObjArgs(
+                              fn, load_error ? load_error : Py_None, NULL)
+                        : NULL;
+    if (fn && !list)
+        log_exception("cannot list the app's source files", NULL);
+    for (Py_ssize_t i = 0; list && i < PyList_GET_SIZE(list); i++) {
+        PyObject *b = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(list, i));
+        if (b)
+            add(PyBytes_AS_STRING(b), arg);
+        else
+            PyErr_Clear();
+        Py_XDECREF(b);
+    }
+    Py_XDECREF(list);
+    py_leave();
 }

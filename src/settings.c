@@ -23,6 +23,7 @@
  */
 #include "settings.h"
 #include "address.h"
+#include "proxy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,6 +75,8 @@ struct row {
 
 static int check_bind(const char *item, char *err, size_t len);
 static int check_env(const char *item, char *err, size_t len);
+static int check_forwarded(const char *item, char *err, size_t len);
+static int check_umask(const char *item, char *err, size_t len);
 
 #define OFF(field) offsetof(struct drv_settings, field)
 
@@ -177,6 +180,21 @@ static const struct row rows[] = {
         .metavar = "SECONDS", .group = "Connections", .off = OFF(io_timeout),
         .help = "Inactivity allowed while reading a request body or writing "
                 "a response.",
+    },
+    {
+        .name = "forwarded_allow_ips", .flags = {"--forwarded-allow-ips"},
+        .type = T_LIST, .def = "127.0.0.1,::1",
+        .env_default = "FORWARDED_ALLOW_IPS", .metavar = "ADDRESSES",
+        .group = "Proxy", .off = OFF(forwarded_allow_ips),
+        .check = check_forwarded,
+        .help = "Peers trusted to send X-Forwarded-For, X-Forwarded-Proto "
+                "and Forwarded: comma-separated addresses or networks "
+                "(10.0.0.0/8), or * for every peer. From a trusted peer "
+                "(unix socket peers always are) these headers set "
+                "REMOTE_ADDR (the right-most hop that is not itself "
+                "trusted) and wsgi.url_scheme; from any other they are "
+                "ignored. An empty value trusts no TCP peer. Defaults to "
+                "$FORWARDED_ALLOW_IPS when it is set, as with gunicorn.",
     },
     {
         .name = "limit_request_line", .flags = {"--limit-request-line"},
@@ -286,11 +304,56 @@ static const struct row rows[] = {
                 "with gunicorn.",
     },
     {
+        .name = "pidfile", .shortflag = "-p", .flags = {"--pid", "--pidfile"},
+        .type = T_STRING, .metavar = "FILE", .group = "Server mechanics",
+        .off = OFF(pidfile),
+        .help = "Write the master's pid to this file (removed at exit). "
+                "Start-up fails if it names a running process.",
+    },
+    {
+        .name = "user", .shortflag = "-u", .flags = {"--user"},
+        .type = T_STRING, .metavar = "USER", .group = "Server mechanics",
+        .off = OFF(user),
+        .help = "Workers switch to this user (name or uid) after the "
+                "master has bound its sockets. Needs root.",
+    },
+    {
+        .name = "group", .shortflag = "-g", .flags = {"--group"},
+        .type = T_STRING, .metavar = "GROUP", .group = "Server mechanics",
+        .off = OFF(group),
+        .help = "Workers switch to this group (name or gid); defaults to "
+                "the user's primary group when user is set.",
+    },
+    {
+        .name = "umask", .shortflag = "-m", .flags = {"--umask"},
+        .type = T_STRING, .def = "0", .metavar = "MODE",
+        .group = "Server mechanics", .off = OFF(umask),
+        .check = check_umask,
+        .help = "File mode creation mask of the server, in octal (022, "
+                "0o22).",
+    },
+    {
+        .name = "proc_name", .shortflag = "-n", .flags = {"--name"},
+        .type = T_STRING, .metavar = "NAME", .group = "Server mechanics",
+        .off = OFF(proc_name),
+        .help = "Name in the process titles (drover: master [NAME]); "
+                "defaults to the app.",
+    },
+    {
         .name = "dev", .flags = {"--dev"}, .type = T_BOOL, .def = "false",
         .group = "Development", .off = OFF(dev),
         .help = "Development mode: a single process that reloads when code "
                 "or config changes, shows tracebacks in the browser and "
                 "binds 127.0.0.1 by default. Not for production.",
+    },
+    {
+        .name = "reload_extra_files", .flags = {"--reload-extra-file"},
+        .type = T_LIST, .metavar = "PATHS", .group = "Development",
+        .off = OFF(reload_extra_files),
+        .help = "With dev on, also reload when one of these files changes, "
+                "or any file in one of these directories (and their "
+                "subdirectories). Repeat the flag or separate paths with "
+                "commas.",
     },
 };
 /* clang-format on */
@@ -733,6 +796,32 @@ static int check_env(const char *item, char *err, size_t len)
     return 0;
 }
 
+int drv_settings_parse_umask(const char *text)
+{
+    const char *p = text;
+    if (p[0] == '0' && (p[1] == 'o' || p[1] == 'O'))
+        p += 2;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 8);
+    if (errno != 0 || end == p || *end != '\0' || v < 0 || v > 0777)
+        return -1;
+    return (int)v;
+}
+
+static int check_umask(const char *item, char *err, size_t len)
+{
+    if (drv_settings_parse_umask(item) >= 0)
+        return 0;
+    snprintf(err, len, "'%s' is not an octal file mode (0 to 0777)", item);
+    return -1;
+}
+
+static int check_forwarded(const char *item, char *err, size_t len)
+{
+    return drv_proxy_check_allow(item, err, len);
+}
+
 static int check_bind(const char *item, char *err, size_t len)
 {
     struct drv_addr a;
@@ -790,6 +879,8 @@ static int set_text(struct loader *ld, const struct row *r, const char *t,
     if (r->type == T_STRING) {
         if (t[0] == '\0' && (r->opts & R_NONEMPTY))
             return fail(ld, src, "must not be empty");
+        if (t[0] && r->check && r->check(t, msg, sizeof(msg)) < 0)
+            return fail(ld, src, "%s", msg);
         str = field(ld->s, r);
         free(*str);
         *str = t[0] ? xstrdup(t) : NULL;

@@ -55,6 +55,7 @@ struct drv_settings {
     double keepalive;           /* idle keep-alive wait, 0 = no keep-alive */
     double header_timeout;      /* time allowed to receive a request head */
     double io_timeout;          /* inactivity allowed reading a body / writing */
+    struct drv_strlist forwarded_allow_ips; /* trusted proxies: IP, NET/BITS, * */
     long max_requests;          /* 0 = never recycle */
     long max_requests_jitter;
     bool preload;
@@ -72,7 +73,13 @@ struct drv_settings {
     char *virtualenv;           /* PEP 405 venv ($VIRTUAL_ENV by default) */
     struct drv_strlist env;     /* KEY=VALUE set before loading the app */
     char *script_name;          /* WSGI mount point, NULL = root */
+    char *pidfile;
+    char *user;                 /* workers' user, NULL = unchanged */
+    char *group;
+    char *umask;                /* octal text; drv_settings_parse_umask */
+    char *proc_name;            /* NULL = the app spec */
     bool dev;
+    struct drv_strlist reload_extra_files; /* --dev also watches these */
 };
 
 /* What main() should do once settings are loaded. */
@@ -109,6 +116,9 @@ void drv_settings_print_help(FILE *out, const char *prog);
 
 /* Markdown reference of every setting (docs/configuration.md). */
 void drv_settings_print_reference(FILE *out);
+
+/* The umask setting's value: 0..0777, or -1 if `text` is not octal. */
+int drv_settings_parse_umask(const char *text);
 
 /* Name of a log level ("debug", "info", ...). */
 const char *drv_loglevel_name(enum drv_loglevel level);

@@ -10,10 +10,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "log.h"
 #include "response.h"
+#include "scoreboard.h"
 
-#define ACCEPT_BATCH 64
+/* Connections taken per wake-up. Under the master several workers wait on
+ * the same sockets, and a worker calls the app synchronously: taking one
+ * at a time lets the kernel hand the next connection to an idle worker
+ * instead of queueing it behind a busy one. Alone, a worker drains the
+ * queue. */
+#define ACCEPT_BATCH_ALONE 64
+#define ACCEPT_BATCH_SHARED 1
+#define BEAT_SECONDS 1.0
 
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -21,13 +30,15 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     struct drv_accept_watch *aw = drv_container_of(io, struct drv_accept_watch, io);
     struct drv_worker *w = aw->w;
-    for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+    int batch = w->slot ? ACCEPT_BATCH_SHARED : ACCEPT_BATCH_ALONE;
+    for (int i = 0; i < batch && !w->stopping; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             drv_conn_accepted(w, fd, (struct sockaddr *)&ss, len, aw->listener);
+            drv_worker_check_budget(w);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -62,6 +73,20 @@ static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
     struct drv_worker *w = drv_container_of(p, struct drv_worker, reaper);
     drv_conn_reap(w);
     drv_response_clock((time_t)ev_now(loop));
+    if (w->slot)
+        drv_slot_store(&w->slot->heartbeat_ms, drv_now_ms());
+}
+
+/* Wakes an idle loop so it beats, and notices an orphaned worker. */
+static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct drv_worker *w = drv_container_of(t, struct drv_worker, beat);
+    if (w->master_pid && getppid() != w->master_pid && !w->stopping) {
+        drv_warn("master (pid %d) is gone: stopping", (int)w->master_pid);
+        drv_worker_stop(w);
+    }
 }
 
 static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
@@ -73,7 +98,7 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-void drv_worker_stop(struct drv_worker *w)
+static void stop(struct drv_worker *w, bool close_idle)
 {
     if (w->stopping)
         return;
@@ -81,14 +106,16 @@ void drv_worker_stop(struct drv_worker *w)
     for (size_t k = 0; k < w->nlisteners; k++)
         ev_io_stop(w->loop, &w->accepts[k].io);
     ev_timer_stop(w->loop, &w->accept_pause);
-    /* Our copies of the listeners go now, so that in single-process mode
-     * new connections are refused instead of queueing unanswered. */
-    for (size_t k = 0; k < w->nlisteners; k++) {
+    /* Our copies of the listeners go now: once the master has closed its
+     * own too, new connections are refused instead of queueing
+     * unanswered. */
+    for (size_t k = 0; k < w->nlisteners && !w->keep_listeners; k++) {
         if (w->listeners[k].fd >= 0)
             close(w->listeners[k].fd);
         w->listeners[k].fd = -1;
     }
-    drv_conn_stop_idle_all(w);
+    if (close_idle)
+        drv_conn_stop_idle_all(w);
     if (w->nconns == 0) {
         ev_break(w->loop, EVBREAK_ALL);
         return;
@@ -97,10 +124,50 @@ void drv_worker_stop(struct drv_worker *w)
     ev_timer_start(w->loop, &w->graceful);
 }
 
+void drv_worker_stop(struct drv_worker *w)
+{
+    stop(w, true);
+}
+
+void drv_worker_retire(struct drv_worker *w)
+{
+    stop(w, false);
+}
+
+/*
+ * max_requests, exactly: once the requests served plus the connections
+ * open reach the limit, the worker stops accepting and every response
+ * from then on closes its connection. Each open connection then gets at
+ * most one more response, so the total never passes the limit, and no
+ * client has its keep-alive connection closed under a request it is
+ * sending: it was told "Connection: close" with its last response.
+ */
+void drv_worker_check_budget(struct drv_worker *w)
+{
+    if (!w->max_requests || w->stopping ||
+        w->requests + w->nconns < w->max_requests)
+        return;
+    drv_info("Autorestarting worker: %llu requests served, %zu "
+             "connection(s) finishing",
+             (unsigned long long)w->requests, w->nconns);
+    drv_worker_retire(w);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
     (void)revents;
     struct drv_worker *w = s->data;
+    if (s->signum == SIGUSR1) {
+        drv_log_reopen();
+        if (w->accesslog)
+            drv_accesslog_reopen(w->accesslog);
+        return;
+    }
+    if (s->signum == SIGHUP) {
+        drv_info("SIGHUP: finishing in-flight requests, then exiting");
+        drv_worker_retire(w);
+        return;
+    }
     if (s->signum == SIGTERM) {
         drv_info("SIGTERM: finishing in-flight requests, then exiting");
         drv_worker_stop(w);
@@ -110,9 +177,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-void drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
-                     struct drv_listener *listeners, size_t nlisteners,
-                     struct drv_app *app, struct drv_accesslog *accesslog)
+int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
+                    struct drv_listener *listeners, size_t nlisteners,
+                    struct drv_app *app, struct drv_accesslog *accesslog)
 {
     *w = (struct drv_worker){
         .settings = s,
@@ -128,15 +195,18 @@ void drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                    .max_body = s->max_body_size,
                    .body_memory = s->body_buffer_size},
     };
+    /* Not the default loop: its SIGCHLD watcher would reap the children
+     * an app starts itself (subprocess.run) behind the app's back. */
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!w->loop) {
+        drv_error("cannot create the event loop (libev)");
+        return -1;
+    }
+    return 0;
 }
 
 int drv_worker_run(struct drv_worker *w)
 {
-    w->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (!w->loop) {
-        drv_error("cannot create the event loop (libev)");
-        return 1;
-    }
     w->accepts = drv_xcalloc(w->nlisteners, sizeof(*w->accepts));
     for (size_t k = 0; k < w->nlisteners; k++) {
         struct drv_accept_watch *aw = &w->accepts[k];
@@ -152,10 +222,25 @@ int drv_worker_run(struct drv_worker *w)
     ev_signal_init(&w->sig_term, on_signal, SIGTERM);
     ev_signal_init(&w->sig_int, on_signal, SIGINT);
     ev_signal_init(&w->sig_quit, on_signal, SIGQUIT);
-    ev_signal *sigs[] = {&w->sig_term, &w->sig_int, &w->sig_quit};
-    for (size_t k = 0; k < 3; k++) {
+    ev_signal_init(&w->sig_usr1, on_signal, SIGUSR1);
+    ev_signal_init(&w->sig_hup, on_signal, SIGHUP);
+    ev_signal *sigs[] = {&w->sig_term, &w->sig_int, &w->sig_quit,
+                         &w->sig_usr1, &w->sig_hup};
+    /* SIGHUP (retire) is the master's word; alone, leave it alone. */
+    size_t nsigs = sizeof(sigs) / sizeof(sigs[0]) - (w->slot ? 0 : 1);
+    for (size_t k = 0; k < nsigs; k++) {
         sigs[k]->data = w;
         ev_signal_start(w->loop, sigs[k]);
+    }
+    /* A forked worker starts with every signal blocked, so that none
+     * arrives before it is watched. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+        ev_timer_init(&w->beat, on_beat, BEAT_SECONDS, BEAT_SECONDS);
+    if (w->slot || w->master_pid) {
+        ev_timer_start(w->loop, &w->beat);
+        ev_unref(w->loop); /* the beat alone does not keep the loop alive */
     }
 
     ev_run(w->loop, 0);
@@ -164,5 +249,14 @@ int drv_worker_run(struct drv_worker *w)
     drv_conn_reap(w);
     free(w->accepts);
     w->accepts = NULL;
+    /* A signal must not reach a destroyed loop: stop its watchers first
+     * (which restores the default action), then ignore what is left of
+     * the shutdown's signals. */
+    for (size_t k = 0; k < nsigs; k++) {
+        ev_signal_stop(w->loop, sigs[k]);
+        signal(sigs[k]->signum, SIG_IGN);
+    }
+    ev_loop_destroy(w->loop);
+    w->loop = NULL;
     return 0;
 }

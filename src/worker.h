@@ -10,9 +10,20 @@
  *                    close idle keep-alive connections, exit 0; bounded by
  *                    graceful_timeout
  *   SIGINT, SIGQUIT  stop now
+ *   SIGUSR1          reopen the log files
+ *   SIGHUP           (under the master only) retire: like SIGTERM, but
+ *                    idle keep-alive connections are not cut; each ends
+ *                    with its next response or its keep-alive timer. The
+ *                    master retires workers this way on reload and TTOU,
+ *                    so that no client loses a request to the race of an
+ *                    idle connection closed while it sends.
  *
- * In single-process mode the worker is the whole server; the prefork
- * master runs one per child process.
+ * Under the prefork master each worker process runs one, with a slot in
+ * the scoreboard: the loop beats into it every iteration (and at least
+ * once a second while idle), and marks the slot busy around each app
+ * call, so the master can tell a stuck worker from an idle one. A worker
+ * whose master is gone stops gracefully. In --dev the worker is the whole
+ * server and has no slot.
  */
 #ifndef DRV_WORKER_H
 #define DRV_WORKER_H
@@ -21,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "http.h"
 #include "listener.h"
@@ -32,6 +44,7 @@
 struct drv_app;
 struct drv_accesslog;
 struct drv_conn;
+struct drv_slot;
 
 struct drv_accept_watch {
     ev_io io;
@@ -56,24 +69,42 @@ struct drv_worker {
     ev_prepare reaper;
     ev_timer accept_pause; /* out of descriptors: retry accepting later */
     ev_timer graceful;     /* graceful stop deadline */
-    ev_signal sig_term, sig_int, sig_quit;
+    ev_timer beat;         /* heartbeat while idle; master-alive check */
+    ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
 
+    struct drv_slot *slot; /* scoreboard slot, NULL without a master */
+    pid_t master_pid;      /* stop when our parent is no longer this */
+    bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */
     uint64_t requests;     /* responses completed */
     uint64_t max_requests; /* stop gracefully after this many, 0 = never */
 };
 
 /* Prepare a worker for the given settings, listeners and app (all must
- * outlive it). Does not start anything. */
-void drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
-                     struct drv_listener *listeners, size_t nlisteners,
-                     struct drv_app *app, struct drv_accesslog *accesslog);
+ * outlive it) and create its event loop (w->loop), so the caller may add
+ * watchers of its own before drv_worker_run. Starts nothing. Returns 0, or
+ * -1 when the loop cannot be created (logged). */
+int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
+                    struct drv_listener *listeners, size_t nlisteners,
+                    struct drv_app *app, struct drv_accesslog *accesslog);
 
-/* Serve until stopped. Returns the process exit status. */
+/* Serve until stopped. Returns the process exit status. Destroys the
+ * loop before returning. */
 int drv_worker_run(struct drv_worker *w);
 
-/* Begin a graceful stop (also what SIGTERM does). */
+/* Begin a graceful stop (also what SIGTERM does): stop accepting, close
+ * the idle connections, finish the busy ones (with Connection: close). */
 void drv_worker_stop(struct drv_worker *w);
+
+/* Stop after max_requests: like drv_worker_stop, but idle keep-alive
+ * connections are left to their keep-alive timer, so that a client about
+ * to reuse one gets its answer (with Connection: close) instead of a
+ * reset. */
+void drv_worker_retire(struct drv_worker *w);
+
+/* Retire once max_requests is within reach (requests served + open
+ * connections); called after each accept and each response. */
+void drv_worker_check_budget(struct drv_worker *w);
 
 /* conn.c: take ownership of an accepted socket. */
 void drv_conn_accepted(struct drv_worker *w, int fd,

@@ -63,10 +63,14 @@ def test_a_custom_format_renders_each_atom(drover, tmp_path):
         c.send(request("GET", "/stream?chunks=2&size=5"))
         assert c.read_response().status == 200
     lines = wait_lines(log.read_text, 2)
+    # %(p)s is the pid of the worker that served the request.
+    worker = re.search(r"<(\d+)>", lines[0])[1]
+    assert worker != str(srv.pid)
+    assert worker in Path(f"/proc/{srv.pid}/task/{srv.pid}/children").read_text().split()
     assert lines[0] == (f"GET /status/201 a=1&b=2 201 11 hello text/plain "
-                        f"HTTP/1.1 <{srv.pid}> %")
+                        f"HTTP/1.1 <{worker}> %")
     assert lines[1] == (f"GET /stream chunks=2&size=5 200 10 - "
-                        f"application/octet-stream HTTP/1.1 <{srv.pid}> %")
+                        f"application/octet-stream HTTP/1.1 <{worker}> %")
 
 
 def test_request_controlled_text_is_escaped_in_the_log(drover, tmp_path):

@@ -10,7 +10,9 @@ APPS = Path(__file__).resolve().parent / "pyapps"
 
 
 def test_a_background_thread_runs_while_the_worker_is_idle(drover):
-    srv = drover("bg_thread:app", cwd=APPS)
+    # Threads do not survive fork(): a thread started at import must be
+    # started in the worker, so the app is not preloaded here.
+    srv = drover("bg_thread:app", "--no-preload", cwd=APPS)
     first = int(requests.get(srv.url, timeout=5).text)
     time.sleep(0.5)
     second = int(requests.get(srv.url, timeout=5).text)

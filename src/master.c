@@ -1,0 +1,649 @@
+/*
+ * master: fork, watch and replace the workers.
+ *
+ * Loop shape (nginx's): ev_run(EVRUN_ONCE) lets the callbacks record
+ * signals, dead children and the tick; then act() does the work: reaping
+ * results, timeouts, stopping, reloading and forking. fork() therefore
+ * always happens here, outside libev, and a new worker returns straight
+ * up to main() with its own loop, leaving the master's behind.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "accesslog.h"
+#include "app.h"
+#include "buf.h"
+#include "log.h"
+#include "proctitle.h"
+#include "reexec.h"
+#include "scoreboard.h"
+#include "worker.h"
+
+#define TICK_SECONDS 0.2
+#define ABORT_GRACE_MS 1000 /* SIGABRT, then SIGKILL this much later */
+#define FAST_STOP_MS 1000
+#define MAX_BOOT_FAILURES 3
+
+enum phase {
+    RUNNING,
+    STOPPING, /* graceful: waiting for the workers to finish */
+    QUITTING, /* fast */
+};
+
+struct master {
+    const struct drv_master_args *a;
+    const struct drv_settings *s;
+    struct ev_loop *loop;
+    struct drv_scoreboard sb;
+    uint32_t generation;
+    int target;              /* workers wanted in the current generation */
+    enum phase phase;
+    int exit_status;
+    int boot_failures;       /* in a row, since a worker last became ready */
+    bool ready_once;         /* the current generation has been all ready */
+    pid_t probe;             /* reload check in progress, 0 = none */
+    bool reload_go;          /* the probe passed: re-exec at the next act() */
+    const char *name;        /* for titles */
+
+    /* what the callbacks recorded */
+    int pending[NSIG];
+
+    ev_signal sigs[8];
+    ev_timer tick;
+};
+
+static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP,
+                              SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD};
+#define NHANDLED (sizeof(handled) / sizeof(handled[0]))
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct master *m = w->data;
+    m->pending[w->signum]++;
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+    /* Nothing to record: waking the loop is the point; act() checks. */
+}
+
+/* ---- slots ---- */
+
+static bool live(const struct drv_slot *slot)
+{
+    return slot->state != DRV_SLOT_FREE;
+}
+
+static uint32_t slot_state(const struct drv_slot *slot)
+{
+    return __atomic_load_n(&slot->state, __ATOMIC_RELAXED);
+}
+
+/* Workers of the current generation that are booting or serving. */
+static int count_current(struct master *m, bool ready_only)
+{
+    int n = 0;
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        struct drv_slot *slot = &m->sb.slots[i];
+        uint32_t st = slot_state(slot);
+        if (slot->generation != m->generation)
+            continue;
+        if (st == DRV_SLOT_READY || (!ready_only && st == DRV_SLOT_BOOTING))
+            n++;
+    }
+    return n;
+}
+
+static bool any_live(struct master *m)
+{
+    for (size_t i = 0; i < m->sb.nslots; i++)
+        if (live(&m->sb.slots[i]))
+            return true;
+    return m->probe != 0;
+}
+
+/* Tell one worker to stop with `sig`, SIGKILL after `grace_ms`. */
+static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms)
+{
+    if (slot->state == DRV_SLOT_STOPPING && slot->kill_at_ms &&
+        slot->kill_at_ms <= drv_now_ms() + grace_ms)
+        return; /* already told, with a deadline at least as near */
+    slot->state = DRV_SLOT_STOPPING;
+    slot->kill_at_ms = drv_now_ms() + grace_ms;
+    if (kill(slot->pid, sig) != 0 && errno != ESRCH)
+        drv_log_errno(errno, "kill", "worker %d (pid %d)", (int)slot->number,
+                      (int)slot->pid);
+}
+
+static void signal_all(struct master *m, int sig, uint64_t grace_ms)
+{
+    for (size_t i = 0; i < m->sb.nslots; i++)
+        if (live(&m->sb.slots[i]))
+            stop_worker(&m->sb.slots[i], sig, grace_ms);
+}
+
+/* ---- the worker side of fork() ---- */
+
+static int drop_privileges(const struct drv_settings *s, char *err,
+                           size_t errlen)
+{
+    if (!s->user && !s->group)
+        return 0;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    const char *uname = NULL;
+    if (s->user) {
+        struct passwd *pw = getpwnam(s->user);
+        char *end;
+        unsigned long v = strtoul(s->user, &end, 10);
+        if (!pw && *end == '\0' && end != s->user)
+            pw = getpwuid((uid_t)v);
+        if (!pw) {
+            snprintf(err, errlen, "--user '%s': no such user", s->user);
+            return -1;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+        uname = pw->pw_name;
+    }
+    if (s->group) {
+        struct group *gr = getgrnam(s->group);
+        char *end;
+        unsigned long v = strtoul(s->group, &end, 10);
+        if (!gr && *end == '\0' && end != s->group)
+            gr = getgrgid((gid_t)v);
+        if (!gr) {
+            snprintf(err, errlen, "--group '%s': no such group", s->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if ((uname ? initgroups(uname, gid) : setgroups(1, &gid)) != 0 ||
+        setgid(gid) != 0 || setuid(uid) != 0) {
+        snprintf(err, errlen, "cannot switch to user %s / group %s: %s",
+                 s->user ? s->user : "-", s->group ? s->group : "-",
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Leave the master's loop behind: its watchers go (restoring the default
+ * signal actions), then its loop. Signals stay blocked until the worker's
+ * own loop watches them. */
+static void forget_master(struct master *m)
+{
+    for (size_t i = 0; i < NHANDLED; i++)
+        ev_signal_stop(m->loop, &m->sigs[i]);
+    ev_timer_stop(m->loop, &m->tick);
+    ev_loop_destroy(m->loop);
+    m->loop = NULL;
+    /* A signal meant for the master's process group must not stop a
+     * worker. */
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static int worker_main(struct master *m, struct drv_slot *slot,
+                       uint64_t limit)
+{
+    const struct drv_settings *s = m->s;
+    struct drv_app **app = m->a->app;
+    pid_t master_pid = getppid();
+    char err[1024];
+
+    forget_master(m);
+    drv_proctitle_set("drover: worker %u [%s]", slot->number, m->name);
+    if (*app && (*app)->ops->post_fork &&
+        (*app)->ops->post_fork(*app, err, sizeof(err)) != 0)
+        goto fail;
+    if (drop_privileges(s, err, sizeof(err)) != 0)
+        goto fail;
+    if (!*app) {
+        *app = drv_app_load(s->app, s, err, sizeof(err));
+        if (!*app || ((*app)->ops->post_fork &&
+                      (*app)->ops->post_fork(*app, err, sizeof(err)) != 0))
+            goto fail;
+    }
+
+    struct drv_worker w;
+    if (drv_worker_init(&w, s, m->a->listeners, m->a->nlisteners, *app,
+                        m->a->accesslog) != 0)
+        return DRV_EXIT_BOOT;
+    w.slot = slot;
+    w.master_pid = master_pid;
+    w.max_requests = limit;
+    drv_slot_store(&slot->heartbeat_ms, drv_now_ms());
+    __atomic_store_n(&slot->state, DRV_SLOT_READY, __ATOMIC_RELAXED);
+    int status = drv_worker_run(&w);
+    drv_info("Worker exiting (pid: %d)", (int)getpid());
+    drv_scoreboard_free(&m->sb);
+    return status;
+
+fail:
+    drv_error("worker %u failed to boot: %s", slot->number, err);
+    return DRV_EXIT_BOOT;
+}
+
+/* ---- the master side ---- */
+
+static uint64_t request_limit(const struct drv_settings *s)
+{
+    if (s->max_requests <= 0)
+        return 0;
+    uint64_t jitter = 0;
+    if (s->max_requests_jitter > 0) {
+        uint32_t span = s->max_requests_jitter >= UINT32_MAX
+                            ? UINT32_MAX
+                            : (uint32_t)s->max_requests_jitter + 1;
+        jitter = arc4random_uniform(span);
+    }
+    return (uint64_t)s->max_requests + jitter;
+}
+
+/* Fork one worker into `slot`. Returns 1 in the parent, 0 in the child
+ * (which has run and finished its worker: *status is its exit status), -1
+ * when fork() failed (logged). */
+static int spawn(struct master *m, struct drv_slot *slot, int *status)
+{
+    struct drv_app *app = *m->a->app;
+    uint64_t limit = request_limit(m->s);
+    uint64_t now = drv_now_ms();
+
+    *slot = (struct drv_slot){
+        .generation = m->generation,
+        .state = DRV_SLOT_BOOTING,
+        .number = (uint32_t)(slot - m->sb.slots) + 1,
+        .started_ms = now,
+        .heartbeat_ms = now,
+    };
+    /* Buffered output must not be written twice, once by each process. */
+    fflush(NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    if (app && app->ops->before_fork)
+        app->ops->before_fork(app);
+    pid_t pid = fork();
+    if (pid == 0) {
+        *status = worker_main(m, slot, limit);
+        return 0;
+    }
+    int saved = errno;
+    if (app && app->ops->after_fork_parent)
+        app->ops->after_fork_parent(app);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        drv_log_errno(saved, "fork", "worker %u", slot->number);
+        slot->state = DRV_SLOT_FREE;
+        return -1;
+    }
+    slot->pid = pid;
+    drv_info("Booting worker %u with pid: %d", slot->number, (int)pid);
+    return 1;
+}
+
+static void log_death(struct drv_slot *slot, int wstatus)
+{
+    if (WIFEXITED(wstatus)) {
+        int code = WEXITSTATUS(wstatus);
+        if (code == 0)
+            drv_info("Worker %u (pid: %d) exited", slot->number, slot->pid);
+        else if (code != DRV_EXIT_BOOT)
+            drv_error("Worker %u (pid: %d) exited with code %d",
+                      slot->number, slot->pid, code);
+        return;
+    }
+    int sig = WTERMSIG(wstatus);
+    const char *hint = "";
+    if (sig == SIGKILL && !slot->kill_at_ms)
+        hint = " Perhaps out of memory?";
+    drv_error("Worker %u (pid: %d) was killed by signal %d (%s)%s%s",
+              slot->number, slot->pid, sig, strsignal(sig),
+              WCOREDUMP(wstatus) ? ", core dumped" : "", hint);
+}
+
+static void probe_done(struct master *m, int wstatus)
+{
+    m->probe = 0;
+    if (m->phase != RUNNING)
+        return;
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+        m->reload_go = true;
+        return;
+    }
+    drv_error("Reload failed: the new configuration or app does not load "
+              "(see above); the running workers keep serving");
+}
+
+static void reap(struct master *m)
+{
+    int wstatus;
+    pid_t pid;
+    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+        if (pid == m->probe) {
+            probe_done(m, wstatus);
+            continue;
+        }
+        struct drv_slot *slot = drv_scoreboard_find(&m->sb, pid);
+        if (!slot) {
+            /* As PID 1 in a container we inherit orphans: reap them. */
+            drv_debug("reaped process %d", (int)pid);
+            continue;
+        }
+        log_death(slot, wstatus);
+        bool booting = slot->state == DRV_SLOT_BOOTING;
+        if (booting && WIFEXITED(wstatus) &&
+            WEXITSTATUS(wstatus) == DRV_EXIT_BOOT &&
+            slot->generation == m->generation)
+            m->boot_failures++;
+        slot->state = DRV_SLOT_FREE;
+        slot->pid = 0;
+    }
+}
+
+static void check_timeouts(struct master *m)
+{
+    uint64_t now = drv_now_ms();
+    uint64_t limit = (uint64_t)(m->s->timeout * 1000);
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        struct drv_slot *slot = &m->sb.slots[i];
+        uint32_t st = slot_state(slot);
+        if (st == DRV_SLOT_FREE || st == DRV_SLOT_BOOTING)
+            continue;
+        if (slot->kill_at_ms && now >= slot->kill_at_ms) {
+            if (kill(slot->pid, SIGKILL) == 0)
+                drv_warn("Worker %u (pid: %d) did not stop in time: "
+                         "SIGKILL", slot->number, slot->pid);
+            slot->kill_at_ms = UINT64_MAX; /* once */
+            continue;
+        }
+        if (limit == 0 || slot->timed_out)
+            continue;
+        uint64_t busy = drv_slot_load(&slot->busy_since_ms);
+        uint64_t beat = drv_slot_load(&slot->heartbeat_ms);
+        if (busy && now > busy && now - busy > limit) {
+            drv_critical("WORKER TIMEOUT (pid: %d): worker %u has served "
+                         "'%.*s' for %.1f s",
+                         slot->pid, slot->number, DRV_SLOT_REQUEST_MAX,
+                         slot->request, (double)(now - busy) / 1000);
+        } else if (!busy && now > beat && now - beat > limit) {
+            drv_critical("WORKER TIMEOUT (pid: %d): worker %u's loop has "
+                         "not run for %.1f s",
+                         slot->pid, slot->number, (double)(now - beat) / 1000);
+        } else {
+            continue;
+        }
+        /* faulthandler answers SIGABRT with every thread's stack. */
+        slot->timed_out = 1;
+        stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+    }
+}
+
+static void begin_stop(struct master *m, enum phase phase)
+{
+    if (m->phase >= phase)
+        return;
+    m->phase = phase;
+    if (m->probe)
+        kill(m->probe, SIGKILL);
+    /* Our copies of the listeners go first, so that once the workers have
+     * closed theirs new connections are refused, not left queued. */
+    for (size_t i = 0; i < m->a->nlisteners; i++) {
+        if (m->a->listeners[i].fd >= 0)
+            close(m->a->listeners[i].fd);
+        m->a->listeners[i].fd = -1;
+    }
+    if (phase == STOPPING)
+        signal_all(m, SIGTERM,
+                   (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+    else
+        signal_all(m, SIGQUIT, FAST_STOP_MS);
+}
+
+static void start_probe(struct master *m)
+{
+    if (m->probe || m->reload_go) {
+        drv_warn("SIGHUP: a reload is already under way");
+        return;
+    }
+    drv_info("Hang up: checking the new configuration and app");
+    m->probe = drv_reexec_check();
+    if (m->probe < 0) {
+        drv_log_errno(-m->probe, "fork", "reload check");
+        m->probe = 0;
+    }
+}
+
+static void reexec(struct master *m)
+{
+    m->reload_go = false;
+    drv_info("Reloading: re-executing the master (pid %d) with the new "
+             "configuration", (int)getpid());
+    fflush(NULL);
+    /* Blocked across exec(): the new image unblocks once it watches
+     * them, so no signal meets a default action in between. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    int rc = drv_reexec(m->a->listeners, m->a->nlisteners, m->sb.fd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    drv_log_errno(-rc, "execv", "reload of /proc/self/exe; the running "
+                  "workers keep serving");
+}
+
+/* Retire the previous generation once the current one is all ready. */
+static void hand_over(struct master *m)
+{
+    if (count_current(m, true) < m->target)
+        return;
+    if (!m->ready_once) {
+        m->ready_once = true;
+        m->boot_failures = 0;
+        drv_info("%d worker(s) ready (generation %u)", m->target,
+                 m->generation);
+    }
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        struct drv_slot *slot = &m->sb.slots[i];
+        if (live(slot) && slot->generation != m->generation &&
+            slot->state != DRV_SLOT_STOPPING) {
+            drv_info("Retiring old worker %u (pid: %d)", slot->number,
+                     slot->pid);
+            stop_worker(slot, SIGHUP,
+                        (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+        }
+    }
+}
+
+/* One fewer worker: the newest of the current generation goes. */
+static void shrink(struct master *m)
+{
+    struct drv_slot *victim = NULL;
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        struct drv_slot *slot = &m->sb.slots[i];
+        uint32_t st = slot_state(slot);
+        if (slot->generation == m->generation &&
+            (st == DRV_SLOT_READY || st == DRV_SLOT_BOOTING) &&
+            (!victim || slot->started_ms >= victim->started_ms))
+            victim = slot;
+    }
+    if (victim)
+        stop_worker(victim, SIGHUP,
+                    (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+}
+
+static void handle_signals(struct master *m)
+{
+    int *p = m->pending;
+    if (p[SIGCHLD]) {
+        p[SIGCHLD] = 0;
+        reap(m);
+    }
+    if (p[SIGINT] || p[SIGQUIT]) {
+        drv_info("%s: stopping now", p[SIGINT] ? "SIGINT" : "SIGQUIT");
+        p[SIGINT] = p[SIGQUIT] = 0;
+        begin_stop(m, QUITTING);
+    }
+    if (p[SIGTERM]) {
+        p[SIGTERM] = 0;
+        if (m->phase == RUNNING)
+            drv_info("SIGTERM: stopping gracefully");
+        begin_stop(m, STOPPING);
+    }
+    if (p[SIGUSR1]) {
+        p[SIGUSR1] = 0;
+        drv_info("SIGUSR1: reopening log files");
+        drv_log_reopen();
+        if (m->a->accesslog)
+            drv_accesslog_reopen(m->a->accesslog);
+        for (size_t i = 0; i < m->sb.nslots; i++)
+            if (live(&m->sb.slots[i]))
+                kill(m->sb.slots[i].pid, SIGUSR1);
+    }
+    if (m->phase != RUNNING) {
+        p[SIGHUP] = p[SIGTTIN] = p[SIGTTOU] = 0;
+        return;
+    }
+    for (; p[SIGTTIN] > 0; p[SIGTTIN]--) {
+        if ((size_t)m->target * 2 < m->sb.nslots)
+            m->target++;
+        drv_info("SIGTTIN: %d worker(s)", m->target);
+    }
+    for (; p[SIGTTOU] > 0; p[SIGTTOU]--) {
+        if (m->target > 1) {
+            m->target--;
+            shrink(m);
+        }
+        drv_info("SIGTTOU: %d worker(s)", m->target);
+    }
+    if (p[SIGHUP]) {
+        p[SIGHUP] = 0;
+        start_probe(m);
+    }
+}
+
+/* Fork what is missing. Returns 0 in the master, 1 in a child that ran
+ * its worker (status in *status). */
+static int fill(struct master *m, int *status)
+{
+    if (m->boot_failures >= MAX_BOOT_FAILURES && !m->ready_once) {
+        drv_critical("Workers failed to boot %d times in a row: stopping",
+                     m->boot_failures);
+        m->exit_status = DRV_EXIT_BOOT;
+        begin_stop(m, STOPPING);
+        return 0;
+    }
+    while (count_current(m, false) < m->target) {
+        struct drv_slot *slot = drv_scoreboard_free_slot(&m->sb);
+        if (!slot) {
+            drv_error("no free scoreboard slot for another worker");
+            return 0;
+        }
+        int rc = spawn(m, slot, status);
+        if (rc == 0)
+            return 1;
+        if (rc < 0)
+            return 0; /* the tick retries */
+    }
+    return 0;
+}
+
+/* Slots still marked live whose process is gone were children of the
+ * image before a reload that exited while exec() ran: their SIGCHLD did
+ * not survive exec, so reap them now. */
+static void adopt_old_generation(struct master *m)
+{
+    uint32_t newest = 0;
+    for (size_t i = 0; i < m->sb.nslots; i++)
+        if (live(&m->sb.slots[i]) && m->sb.slots[i].generation > newest)
+            newest = m->sb.slots[i].generation;
+    m->generation = newest + 1;
+    reap(m);
+}
+
+static int setup(struct master *m, const struct drv_master_args *a)
+{
+    *m = (struct master){.a = a, .s = a->settings, .target = a->settings->workers};
+    m->name = m->s->proc_name ? m->s->proc_name : m->s->app;
+    int rc = a->scoreboard_fd >= 0
+                 ? drv_scoreboard_adopt(&m->sb, a->scoreboard_fd)
+                 : drv_scoreboard_create(&m->sb, 2 * 1024 + 8);
+    if (rc != 0) {
+        drv_log_errno(-rc, "memfd", "scoreboard");
+        return -1;
+    }
+    m->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!m->loop) {
+        drv_error("cannot create the event loop (libev)");
+        drv_scoreboard_free(&m->sb);
+        return -1;
+    }
+    for (size_t i = 0; i < NHANDLED; i++) {
+        ev_signal_init(&m->sigs[i], on_signal, handled[i]);
+        m->sigs[i].data = m;
+        ev_signal_start(m->loop, &m->sigs[i]);
+    }
+    ev_timer_init(&m->tick, on_tick, TICK_SECONDS, TICK_SECONDS);
+    ev_timer_start(m->loop, &m->tick);
+    /* Signals may have been blocked across a reload's exec(). */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    drv_proctitle_set("drover: master [%s]", m->name);
+    if (a->scoreboard_fd >= 0)
+        adopt_old_generation(m);
+    else
+        m->generation = 1;
+    if (*a->app && (*a->app)->ops->preloaded)
+        (*a->app)->ops->preloaded(*a->app);
+    return 0;
+}
+
+int drv_master_run(const struct drv_master_args *a, bool *in_worker)
+{
+    struct master m;
+    *in_worker = false;
+    if (setup(&m, a) != 0)
+        return 1;
+    for (;;) {
+        handle_signals(&m);
+        if (m.phase == RUNNING) {
+            int status;
+            if (fill(&m, &status)) {
+                *in_worker = true;
+                return status;
+            }
+            hand_over(&m);
+            if (m.reload_go)
+                reexec(&m);
+        }
+        check_timeouts(&m);
+        if (m.phase != RUNNING && !any_live(&m))
+            break;
+        ev_run(m.loop, EVRUN_ONCE);
+    }
+    for (size_t i = 0; i < NHANDLED; i++)
+        ev_signal_stop(m.loop, &m.sigs[i]);
+    ev_loop_destroy(m.loop);
+    drv_scoreboard_free(&m.sb);
+    return m.exit_status;
+}

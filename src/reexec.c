@@ -1,0 +1,180 @@
+/*
+ * reexec: exec() ourselves again, keeping the listening sockets.
+ */
+#include "reexec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+#define LISTEN_VAR "DROVER_LISTEN_FDS"
+#define INHERIT_VAR "DROVER_INHERIT_FD"
+
+static char **saved_argv;
+/* The directory drover started in: relative paths in argv (--config,
+ * --chdir, an app .so) mean what they meant then, so the new image starts
+ * there too, even after --chdir. */
+static char *start_dir;
+
+void drv_reexec_save_argv(int argc, char **argv)
+{
+    saved_argv = drv_xcalloc((size_t)argc + 1, sizeof(*saved_argv));
+    for (int i = 0; i < argc; i++)
+        saved_argv[i] = argv[i];
+    start_dir = getcwd(NULL, 0);
+}
+
+const char *drv_reexec_start_dir(void)
+{
+    return start_dir;
+}
+
+static int set_cloexec(int fd, bool on)
+{
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0)
+        return -1;
+    flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+    return fcntl(fd, F_SETFD, flags);
+}
+
+int drv_reexec(struct drv_listener *l, size_t n, int keep_fd)
+{
+    if (!saved_argv)
+        return -EINVAL;
+    struct drv_buf list = {0};
+    size_t opened = 0;
+    int rc = 0;
+    for (; opened < n; opened++) {
+        if (set_cloexec(l[opened].fd, false) != 0) {
+            rc = -errno;
+            goto out_restore;
+        }
+        char num[24];
+        int len = snprintf(num, sizeof(num), "%s%d", opened ? "," : "",
+                           l[opened].fd);
+        drv_buf_append(&list, num, (size_t)len);
+    }
+    drv_buf_append(&list, "", 1);
+    if (setenv(LISTEN_VAR, list.base, 1) != 0) {
+        rc = -errno;
+        goto out_restore;
+    }
+    if (keep_fd >= 0) {
+        char num[24];
+        snprintf(num, sizeof(num), "%d", keep_fd);
+        if (setenv(INHERIT_VAR, num, 1) != 0 ||
+            set_cloexec(keep_fd, false) != 0) {
+            rc = -errno;
+            goto out_unset;
+        }
+    }
+    int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (start_dir && chdir(start_dir) != 0) {
+        rc = -errno;
+        goto out_back;
+    }
+    execv("/proc/self/exe", saved_argv);
+    rc = -errno;
+out_back:
+    if (here >= 0) {
+        if (fchdir(here) != 0) {
+            /* Stay where we are: the exec error is what the caller needs. */
+        }
+        close(here);
+    }
+    if (keep_fd >= 0)
+        set_cloexec(keep_fd, true);
+out_unset:
+    unsetenv(INHERIT_VAR);
+    unsetenv(LISTEN_VAR);
+out_restore:
+    while (opened > 0)
+        set_cloexec(l[--opened].fd, true);
+    drv_buf_free(&list);
+    return rc;
+}
+
+pid_t drv_reexec_check(void)
+{
+    if (!saved_argv)
+        return -EINVAL;
+    size_t argc = 0;
+    while (saved_argv[argc])
+        argc++;
+    char **argv = drv_xcalloc(argc + 2, sizeof(*argv));
+    memcpy(argv, saved_argv, argc * sizeof(*argv));
+    argv[argc] = (char *)"--check-config";
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int saved = errno;
+    free(argv);
+    return pid < 0 ? -saved : pid;
+}
+
+/* A descriptor number from the environment; -1 if absent or not open. */
+static int parse_fd(const char *s, char **end)
+{
+    errno = 0;
+    long v = strtol(s, end, 10);
+    if (errno != 0 || *end == s || v < 0 || v > 1 << 20 ||
+        fcntl((int)v, F_GETFD) < 0)
+        return -1;
+    return (int)v;
+}
+
+char **drv_reexec_listen_fds(size_t *n)
+{
+    *n = 0;
+    const char *v = getenv(LISTEN_VAR);
+    if (!v)
+        return NULL;
+    char *copy = drv_xstrdup(v);
+    unsetenv(LISTEN_VAR);
+    size_t cap = 1;
+    for (const char *p = copy; *p; p++)
+        cap += *p == ',';
+    char **out = drv_xcalloc(cap, sizeof(*out));
+    for (char *p = copy; *p;) {
+        char *end;
+        int fd = parse_fd(p, &end);
+        if (fd >= 0) {
+            set_cloexec(fd, true); /* ours again: not for the app's children */
+            char addr[32];
+            snprintf(addr, sizeof(addr), "fd://%d", fd);
+            out[(*n)++] = drv_xstrdup(addr);
+        }
+        p = *end == ',' ? end + 1 : end + strlen(end);
+    }
+    free(copy);
+    return out;
+}
+
+int drv_reexec_inherited_fd(void)
+{
+    const char *v = getenv(INHERIT_VAR);
+    if (!v)
+        return -1;
+    char *end;
+    int fd = parse_fd(v, &end);
+    unsetenv(INHERIT_VAR);
+    if (fd >= 0)
+        set_cloexec(fd, true);
+    return fd;
+}

@@ -1,0 +1,104 @@
+/*
+ * scoreboard: what the master knows of its workers, in shared memory.
+ *
+ * One memfd mapping, created by the master before the first fork and
+ * inherited by every worker (and across the master's re-exec on reload,
+ * so the new image still sees the old generation). One slot per worker,
+ * padded to whole cache lines so that workers never share a line.
+ *
+ * A worker writes only its own slot's worker-owned fields (and its state,
+ * once, from BOOTING to READY); the master reads every slot on its timer
+ * and writes the master-owned fields. Fields are written
+ * and read with relaxed atomics: the master needs recent values, not a
+ * consistent snapshot (a torn request line in a log message is harmless).
+ *
+ * Slot states:
+ *   FREE      no process
+ *   BOOTING   forked; loading the app (without preload) or setting up
+ *   READY     accepting and serving
+ *   STOPPING  told to stop (graceful or timeout kill); not replaced
+ */
+#ifndef DRV_SCOREBOARD_H
+#define DRV_SCOREBOARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "drover/app.h"
+
+enum drv_slot_state {
+    DRV_SLOT_FREE,
+    DRV_SLOT_BOOTING,
+    DRV_SLOT_READY,
+    DRV_SLOT_STOPPING,
+};
+
+#define DRV_SLOT_REQUEST_MAX 192
+
+struct drv_slot {
+    /* master-owned */
+    int32_t pid;
+    uint32_t generation; /* reload count of the master that forked it */
+    uint32_t state;      /* enum drv_slot_state */
+    uint32_t number;     /* worker number shown in logs and titles */
+    uint32_t timed_out;  /* SIGABRT sent for a timeout */
+    uint64_t kill_at_ms; /* SIGKILL deadline once told to stop, 0 = none */
+    uint64_t started_ms;
+    /* worker-owned */
+    uint64_t heartbeat_ms; /* loop's last beat (CLOCK_MONOTONIC) */
+    uint64_t busy_since_ms; /* app call under way since, 0 = idle */
+    uint64_t requests;
+    uint64_t bytes;
+    uint64_t status[6]; /* responses by class: [1] 1xx ... [5] 5xx, [0] other */
+    char request[DRV_SLOT_REQUEST_MAX]; /* request line being served */
+} __attribute__((aligned(64)));
+
+struct drv_scoreboard {
+    int fd;
+    size_t nslots;
+    struct drv_slot *slots;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t drv_now_ms(void);
+
+/* Create a scoreboard of `nslots` free slots. Returns 0, or -errno. */
+int drv_scoreboard_create(struct drv_scoreboard *sb, size_t nslots);
+
+/* Map the scoreboard a previous image of this process created (fd from
+ * drv_reexec_inherited_fd). Returns 0, or -errno (the fd is closed). */
+int drv_scoreboard_adopt(struct drv_scoreboard *sb, int fd);
+
+/* Unmap and close. */
+void drv_scoreboard_free(struct drv_scoreboard *sb);
+
+/* The slot of `pid`, or NULL. */
+struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid);
+
+/* A free slot, or NULL when all are taken. */
+struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb);
+
+/* Worker side. */
+static inline void drv_slot_store(uint64_t *field, uint64_t v)
+{
+    __atomic_store_n(field, v, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t drv_slot_load(const uint64_t *field)
+{
+    return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+
+/* Record that the app is being called for `req` (its request line is
+ * kept for the master's timeout message). */
+void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req);
+
+/* The app call is over. */
+void drv_slot_idle(struct drv_slot *slot);
+
+/* A response is done: count it. */
+void drv_slot_count(struct drv_slot *slot, int status, uint64_t bytes);
+
+#endif

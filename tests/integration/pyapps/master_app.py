@@ -1,0 +1,23 @@
+"""An app for the prefork master's tests: who serves, slow calls, crashes."""
+import ctypes
+import os
+import time
+from urllib.parse import parse_qs
+
+VERSION = "v1"
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    query = parse_qs(environ["QUERY_STRING"])
+    if path == "/sleep":
+        seconds = float(query.get("s", ["1"])[0])
+        time.sleep(seconds)
+    elif path == "/exit":
+        os._exit(1)
+    elif path == "/segv":
+        ctypes.string_at(0)
+    body = f"{os.getpid()} {VERSION}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,351 @@
+"""The prefork master: N workers, timeouts, recycling, crashes, signals."""
+import http.client
+import os
+import pwd
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+APPS = Path(__file__).resolve().parent / "pyapps"
+
+
+def children(pid):
+    """The pids of a process's children."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_workers(srv, n, timeout=10.0):
+    """Wait until the master has exactly n children, all serving."""
+    return wait_for(lambda: len(children(srv.pid)) == n and children(srv.pid),
+                    timeout, f"{n} workers")
+
+
+def get(srv, path="/", timeout=10):
+    """One request on a new connection: (status, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def serving_pid(srv, path="/"):
+    status, body = get(srv, path)
+    assert status == 200
+    return int(body.split()[0])
+
+
+def test_n_workers_start_and_all_serve(drover):
+    srv = drover("-w", "3", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 3)
+    # Three slow requests at once land on three different workers.
+    with ThreadPoolExecutor(3) as pool:
+        pids = set(pool.map(lambda _: serving_pid(srv, "/sleep?s=0.5"),
+                            range(3)))
+    assert pids == workers
+    assert srv.pid not in pids
+    assert children(srv.pid) == workers
+
+
+def test_process_titles_name_master_and_workers(drover):
+    srv = drover("-w", "2", "--name", "shop", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 2)
+    title = Path(f"/proc/{srv.pid}/cmdline").read_bytes().split(b"\0")[0]
+    assert title == b"drover: master [shop]"
+    titles = {Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]
+              for p in workers}
+    assert titles == {b"drover: worker 1 [shop]", b"drover: worker 2 [shop]"}
+
+
+def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
+    srv = drover("-w", "2", "--timeout", "2", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    stuck = {}
+
+    def sleeper():
+        t0 = time.monotonic()
+        try:
+            stuck["result"] = get(srv, "/sleep?s=30", timeout=20)
+        except (ConnectionError, http.client.HTTPException) as e:
+            stuck["result"] = e
+        stuck["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=sleeper)
+    t.start()
+    time.sleep(0.3)
+    # Other requests keep being served by the other worker meanwhile.
+    ok = 0
+    while t.is_alive():
+        assert get(srv, "/")[0] == 200
+        ok += 1
+    t.join()
+    assert ok > 10
+    assert isinstance(stuck["result"], Exception), stuck
+    assert 2.0 <= stuck["elapsed"] <= 4.0, stuck
+    m = srv.wait_log(r"WORKER TIMEOUT \(pid: (\d+)\): worker \d has served "
+                     r"'GET /sleep\?s=30 HTTP/1.1' for \d")
+    # faulthandler's dump of the Python stack, naming the app's frame.
+    srv.wait_log(r'File ".*master_app.py", line \d+ in app')
+    dead = int(m[1])
+    wait_workers(srv, 2)
+    assert dead not in children(srv.pid)
+    pids = {serving_pid(srv) for _ in range(20)}
+    assert dead not in pids
+
+
+def test_max_requests_recycles_workers_under_keepalive_load(drover):
+    srv = drover("-w", "2", "--max-requests", "50", "--max-requests-jitter",
+                 "10", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    served = Counter()
+    failures = []
+
+    def client(n):
+        with requests.Session() as s:
+            for _ in range(n):
+                try:
+                    r = s.get(srv.url + "/", timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    served[int(r.text.split()[0])] += 1
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(client, [500] * 4))
+    assert failures == []
+    assert sum(served.values()) == 2000
+    assert len(served) >= 2000 // 60
+    assert max(served.values()) <= 60, served.most_common(3)
+    srv.wait_log(r"Autorestarting worker: \d+ requests served")
+
+
+def test_a_worker_that_exits_or_segfaults_is_replaced(drover):
+    srv = drover("-w", "1", "master_app:app", cwd=APPS)
+    first = wait_workers(srv, 1).pop()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        get(srv, "/exit")
+    srv.wait_log(rf"Worker 1 \(pid: {first}\) exited with code 1")
+    second = serving_pid(srv)
+    assert second != first
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        get(srv, "/segv")
+    srv.wait_log(rf"Worker 1 \(pid: {second}\) was killed by signal 11")
+    # faulthandler reports the crash with the Python stack.
+    srv.wait_log(r"Fatal Python error: Segmentation fault")
+    assert serving_pid(srv) not in (first, second)
+
+
+def test_sigterm_finishes_in_flight_requests_then_refuses(drover):
+    srv = drover("-w", "2", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(get, srv, "/sleep?s=1") for _ in range(2)]
+        time.sleep(0.3)
+        srv.kill(signal.SIGTERM)
+        results = [f.result() for f in futures]
+    assert [r[0] for r in results] == [200, 200]
+    assert srv.proc.wait(10) == 0
+    with pytest.raises(ConnectionRefusedError):
+        get(srv, "/")
+
+
+def test_sigint_stops_the_workers_at_once(drover):
+    srv = drover("-w", "2", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 2)
+    t0 = time.monotonic()
+    srv.kill(signal.SIGINT)
+    assert srv.proc.wait(5) == 0
+    assert time.monotonic() - t0 < 3
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or \
+            "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_ttin_and_ttou_change_the_worker_count(drover):
+    srv = drover("-w", "2", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    srv.kill(signal.SIGTTIN)
+    wait_workers(srv, 3)
+    srv.kill(signal.SIGTTOU)
+    wait_workers(srv, 2)
+    srv.kill(signal.SIGTTOU)
+    wait_workers(srv, 1)
+    srv.kill(signal.SIGTTOU)  # never below one
+    time.sleep(0.5)
+    assert len(children(srv.pid)) == 1
+    assert get(srv, "/")[0] == 200
+
+
+def test_usr1_reopens_a_rotated_access_log(drover, tmp_path):
+    log = tmp_path / "access.log"
+    srv = drover("-w", "2", "--access-logfile", log, "master_app:app",
+                 cwd=APPS)
+    wait_workers(srv, 2)
+    get(srv, "/")
+    wait_for(lambda: log.exists() and log.read_text(), what="access line")
+    log.rename(tmp_path / "access.log.1")
+    srv.kill(signal.SIGUSR1)
+    srv.wait_log(r"SIGUSR1: reopening log files")
+    time.sleep(0.3)  # the workers reopen on their own loop
+    for _ in range(4):
+        get(srv, "/")
+    wait_for(lambda: log.exists() and log.read_text().count("GET /") == 4,
+             what="lines in the new access log")
+    assert (tmp_path / "access.log.1").read_text().count("GET /") == 1
+
+
+def write_app(directory, version):
+    src = (APPS / "master_app.py").read_text()
+    (directory / "reload_app.py").write_text(
+        src.replace('VERSION = "v1"', f'VERSION = "{version}"'))
+
+
+@pytest.mark.parametrize("preload", ["--preload", "--no-preload"])
+def test_hup_reloads_code_with_no_failed_request(drover, tmp_path, preload):
+    appdir = tmp_path / "app"
+    appdir.mkdir()
+    write_app(appdir, "v1")
+    srv = drover("-w", "2", preload, "reload_app:app", cwd=appdir)
+    old = wait_workers(srv, 2)
+    stop = threading.Event()
+    seen, failures = Counter(), []
+
+    def client():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.get(srv.url + "/", timeout=10)
+                    seen[r.text.split()[1]] += 1
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    def fresh_client():
+        while not stop.is_set():
+            try:
+                status, body = get(srv, "/")
+                seen[body.split()[1]] += 1
+                if status != 200:
+                    failures.append(status)
+            except OSError as e:
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    threads.append(threading.Thread(target=fresh_client))
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        write_app(appdir, "v2")
+        srv.kill(signal.SIGHUP)
+        wait_for(lambda: seen["v2"] > 50, timeout=15, what="v2 responses")
+        # The old generation is gone, the master kept its pid.
+        wait_for(lambda: len(children(srv.pid)) == 2 and
+                 not (children(srv.pid) & old), what="old workers gone")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert seen["v1"] > 0 and seen["v2"] > 0
+    assert get(srv, "/")[1].endswith("v2")
+    assert srv.proc.poll() is None
+
+
+def test_hup_with_a_broken_app_keeps_the_old_workers(drover, tmp_path):
+    appdir = tmp_path / "app"
+    appdir.mkdir()
+    write_app(appdir, "v1")
+    srv = drover("-w", "2", "reload_app:app", cwd=appdir)
+    old = wait_workers(srv, 2)
+    (appdir / "reload_app.py").write_text("def app(:\n")
+    srv.kill(signal.SIGHUP)
+    srv.wait_log(r"SyntaxError")
+    srv.wait_log(r"Reload failed")
+    assert children(srv.pid) == old
+    for _ in range(5):
+        assert get(srv, "/")[1].endswith("v1")
+    # Fixed, the next HUP goes through.
+    write_app(appdir, "v3")
+    srv.kill(signal.SIGHUP)
+    wait_for(lambda: get(srv, "/")[1].endswith("v3"), what="v3")
+
+
+def test_workers_that_cannot_boot_stop_the_master(drover, tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('no database')\n")
+    srv = drover("-w", "2", "--no-preload", "broken:app", cwd=tmp_path,
+                 ready=False)
+    assert srv.proc.wait(15) == 3
+    assert "RuntimeError: no database" in srv.log
+    assert "failed to boot" in srv.log
+    # Not a fork loop: a handful of attempts, not hundreds.
+    assert len(re.findall(r"Booting worker", srv.log)) <= 6
+
+
+def test_the_gunicorn_dockerfile_command_line_works(drover):
+    srv = drover("--workers", "4", "--timeout", "120", "--max-requests",
+                 "1000", "--max-requests-jitter", "100", "--preload",
+                 "master_app:app", cwd=APPS)
+    wait_workers(srv, 4)
+    assert get(srv, "/")[0] == 200
+
+
+def test_pidfile_is_written_and_removed(drover, tmp_path):
+    pidfile = tmp_path / "drover.pid"
+    srv = drover("-w", "1", "--pid", pidfile, "master_app:app", cwd=APPS)
+    assert pidfile.read_text().strip() == str(srv.pid)
+    assert srv.stop() == 0
+    assert not pidfile.exists()
+
+
+def test_a_pidfile_of_a_running_server_refuses_a_second(drover, tmp_path):
+    pidfile = tmp_path / "drover.pid"
+    drover("-w", "1", "--pid", pidfile, "master_app:app", cwd=APPS)
+    second = drover("-w", "1", "--pid", pidfile, "master_app:app", cwd=APPS,
+                    ready=False)
+    assert second.proc.wait(10) == 1
+    assert "already running" in second.log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_workers_run_as_the_configured_user(drover):
+    srv = drover("-w", "1", "--user", "nobody", "master_app:app", cwd=APPS)
+    wait_workers(srv, 1)
+    worker = serving_pid(srv)  # past its set-up, so past setuid()
+    uid = Path(f"/proc/{worker}/status").read_text().split("Uid:")[1].split()
+    assert uid[0] == str(pwd.getpwnam("nobody").pw_uid)
+    assert Path(f"/proc/{srv.pid}/status").read_text().split("Uid:")[1] \
+        .split()[0] == "0"
+
+
+def test_an_unknown_user_is_a_configuration_error(drover):
+    srv = drover("--user", "no-such-user-here", "master_app:app", cwd=APPS,
+                 ready=False)
+    assert srv.proc.wait(10) == 2
+    assert "--user 'no-such-user-here': no such user" in srv.log
