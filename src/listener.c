@@ -158,8 +158,8 @@ fail:
     return -1;
 }
 
-static int adopt_fd(const struct drv_addr *a, struct drv_listener *l,
-                    char *err, size_t errlen)
+static int adopt_fd(const struct drv_addr *a, struct drv_listener *l, char *err,
+                    size_t errlen)
 {
     int type = 0, listening = 0;
     socklen_t len = sizeof(type);
@@ -177,7 +177,8 @@ static int adopt_fd(const struct drv_addr *a, struct drv_listener *l,
         return -1;
     }
     if (set_nonblock(a->fd) != 0) {
-        snprintf(err, errlen, "bind fd://%d: fcntl: %s", a->fd, strerror(errno));
+        snprintf(err, errlen, "bind fd://%d: fcntl: %s", a->fd,
+                 strerror(errno));
         return -1;
     }
     *l = (struct drv_listener){.fd = a->fd};
@@ -193,9 +194,9 @@ static bool names_fd(const struct drv_addr *addrs, size_t naddrs, int fd)
     return false;
 }
 
-static int open_addrs(const struct drv_addr *addrs, size_t naddrs,
-                      int backlog, struct drv_listener **ls, size_t *count,
-                      char *err, size_t errlen)
+static int open_addrs(const struct drv_addr *addrs, size_t naddrs, int backlog,
+                      struct drv_listener **ls, size_t *count, char *err,
+                      size_t errlen)
 {
     for (size_t i = 0; i < naddrs; i++) {
         const struct drv_addr *a = &addrs[i];
@@ -242,14 +243,15 @@ static void close_unnamed(int passed, const struct drv_addr *addrs,
         if (names_fd(addrs, naddrs, fd))
             continue;
         drv_warn("socket activation: fd %d is not named by any fd:// bind; "
-                 "closing it", fd);
+                 "closing it",
+                 fd);
         close(fd);
     }
 }
 
-int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
-                       int backlog, struct drv_listener **out, size_t *n,
-                       char *err, size_t errlen)
+int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs, int backlog,
+                       struct drv_listener **out, size_t *n, char *err,
+                       size_t errlen)
 {
     struct drv_listener *ls = NULL;
     size_t count = 0;
@@ -259,12 +261,14 @@ int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
     if (passed < 0) {
         snprintf(err, errlen,
                  "socket activation: bad LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES: "
-                 "%s", strerror(-passed));
+                 "%s",
+                 strerror(-passed));
         return -1;
     }
     if (passed > 0 && !names_fd(addrs, naddrs, -1)) {
         drv_info("socket activation: serving on the %d socket(s) passed by "
-                 "the service manager; bind addresses are ignored", passed);
+                 "the service manager; bind addresses are ignored",
+                 passed);
         rc = adopt_passed(passed, names, &ls, &count, err, errlen);
     } else {
         close_unnamed(passed, addrs, naddrs);

@@ -159,15 +159,14 @@ int drv_listen_fds(char ***names)
         *names = NULL;
     if (!e_pid || !e_fds)
         goto out;
-    if (!parse_u64(e_pid, &pid) || !parse_u64(e_fds, &count) ||
-        count > 1024) {
+    if (!parse_u64(e_pid, &pid) || !parse_u64(e_fds, &count) || count > 1024) {
         n = -EINVAL;
         goto out;
     }
     if (pid != (uint64_t)getpid() || count == 0)
         goto out;
-    for (int fd = DRV_LISTEN_FDS_START;
-         fd < DRV_LISTEN_FDS_START + (int)count; fd++) {
+    for (int fd = DRV_LISTEN_FDS_START; fd < DRV_LISTEN_FDS_START + (int)count;
+         fd++) {
         int flags = fcntl(fd, F_GETFD);
         if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
             n = -errno;

@@ -54,7 +54,8 @@ int drv_notify_ready(void);
 /* "STATUS=<text>": one line for `systemctl status`, printf-style.
  * Newlines in the text are sent as spaces (a newline would start a new
  * assignment). */
-int drv_notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int drv_notify_status(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* "RELOADING=1\nMONOTONIC_USEC=<now>": a reload (HUP) has begun; the
  * timestamp is CLOCK_MONOTONIC in microseconds, as Type=notify-reload

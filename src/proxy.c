@@ -68,7 +68,7 @@ static bool span_is(struct span s, const char *lower)
 static bool parse_ip(const char *p, size_t len, struct ip *out)
 {
     char buf[INET6_ADDRSTRLEN];
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
                                              0, 0, 0, 0, 0xff, 0xff};
     if (len == 0 || len >= sizeof(buf))
         return false;
@@ -304,8 +304,8 @@ static void forwarded_hops(const struct drover_header *h, struct hops *hops)
             if (!eq)
                 continue;
             struct span key = trim(pair.p, (size_t)(eq - pair.p));
-            struct span val = unquote(
-                trim(eq + 1, (size_t)(pair.p + pair.len - eq - 1)));
+            struct span val =
+                unquote(trim(eq + 1, (size_t)(pair.p + pair.len - eq - 1)));
             if (span_is(key, "for"))
                 hp->valid = parse_node(val, &hp->ip, &hp->port);
             else if (span_is(key, "proto"))

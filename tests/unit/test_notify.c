@@ -42,7 +42,8 @@ static void listen_at(struct listener *l, bool abstract)
         snprintf(name, sizeof(name), "@drover-test-notify-%d", (int)getpid());
         memcpy(sun.sun_path, name, strlen(name));
         sun.sun_path[0] = '\0';
-        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
+        len =
+            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
         l->path[0] = '\0';
     } else {
         snprintf(name, sizeof(name), "/tmp/drover-test-notify-%d.sock",
@@ -96,7 +97,8 @@ static void each_call_sends_its_exact_datagram(bool abstract)
     assert_string_equal(next_datagram(&l, buf, sizeof(buf)), "WATCHDOG=1");
     assert_int_equal(drv_notify_mainpid(4242), 1);
     assert_string_equal(next_datagram(&l, buf, sizeof(buf)), "MAINPID=4242");
-    assert_int_equal(drv_notify_status("%d workers, %ld requests", 4, 1234L), 1);
+    assert_int_equal(drv_notify_status("%d workers, %ld requests", 4, 1234L),
+                     1);
     assert_string_equal(next_datagram(&l, buf, sizeof(buf)),
                         "STATUS=4 workers, 1234 requests");
     assert_int_equal(drv_notify("READY=1\nSTATUS=serving"), 1);
@@ -146,7 +148,8 @@ static void test_a_newline_in_status_cannot_start_an_assignment(void **state)
 
     listen_at(&l, false);
     assert_int_equal(drv_notify_status("a\nREADY=1"), 1);
-    assert_string_equal(next_datagram(&l, buf, sizeof(buf)), "STATUS=a READY=1");
+    assert_string_equal(next_datagram(&l, buf, sizeof(buf)),
+                        "STATUS=a READY=1");
     close_listener(&l);
 }
 
@@ -176,7 +179,8 @@ static void test_a_socket_nobody_listens_on_is_an_error(void **state)
 {
     (void)state;
     char path[108];
-    snprintf(path, sizeof(path), "/tmp/drover-test-none-%d.sock", (int)getpid());
+    snprintf(path, sizeof(path), "/tmp/drover-test-none-%d.sock",
+             (int)getpid());
     unlink(path);
     setenv("NOTIFY_SOCKET", path, 1);
     assert_true(drv_notify_ready() < 0);

@@ -13,7 +13,13 @@
 
 #include "proxy.h"
 
-#define H(n, v) {{n, sizeof(n) - 1}, {v, sizeof(v) - 1}}
+#define H(n, v)                                                                \
+    {                                                                          \
+        {n, sizeof(n) - 1},                                                    \
+        {                                                                      \
+            v, sizeof(v) - 1                                                   \
+        }                                                                      \
+    }
 
 static struct drv_strlist list_of(char **items, size_t n)
 {
@@ -26,13 +32,19 @@ static void test_allow_items_are_addresses_networks_or_star(void **state)
 {
     (void)state;
     char err[256];
-    const char *good[] = {"127.0.0.1", "::1", "*", "10.0.0.0/8",
-                          "2001:db8::/32", "127.0.0.1, ::1", "",
-                          "192.168.1.7/32", "0.0.0.0/0"};
+    const char *good[] = {"127.0.0.1",
+                          "::1",
+                          "*",
+                          "10.0.0.0/8",
+                          "2001:db8::/32",
+                          "127.0.0.1, ::1",
+                          "",
+                          "192.168.1.7/32",
+                          "0.0.0.0/0"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         assert_int_equal(drv_proxy_check_allow(good[i], err, sizeof(err)), 0);
-    const char *bad[] = {"localhost", "10.0.0.0/33", "::1/129", "1.2.3",
-                         "10.0.0.0/", "10.0.0.0/x", "127.0.0.1,nope"};
+    const char *bad[] = {"localhost", "10.0.0.0/33", "::1/129",       "1.2.3",
+                         "10.0.0.0/", "10.0.0.0/x",  "127.0.0.1,nope"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(drv_proxy_check_allow(bad[i], err, sizeof(err)), -1);
         assert_non_null(strstr(err, "is not an IP address"));
@@ -71,7 +83,8 @@ static void test_peers_match_addresses_and_networks(void **state)
     assert_false(drv_proxy_trusted(&nobody, "127.0.0.1"));
 }
 
-static void test_x_forwarded_for_gives_the_right_most_untrusted_hop(void **state)
+static void
+test_x_forwarded_for_gives_the_right_most_untrusted_hop(void **state)
 {
     (void)state;
     char *items[] = {"127.0.0.1", "10.0.0.0/8"};
@@ -91,8 +104,9 @@ static void test_x_forwarded_for_gives_the_right_most_untrusted_hop(void **state
     assert_string_equal(f.addr, "198.51.100.1");
 
     /* Repeated headers are one list, in order. */
-    struct drover_header two[] = {H("X-Forwarded-For", "1.1.1.1"),
-                                  H("X-Forwarded-For", "198.51.100.2, 10.0.0.9")};
+    struct drover_header two[] = {
+        H("X-Forwarded-For", "1.1.1.1"),
+        H("X-Forwarded-For", "198.51.100.2, 10.0.0.9")};
     assert_true(drv_proxy_resolve(&allow, "127.0.0.1", two, 2, &f));
     assert_string_equal(f.addr, "198.51.100.2");
 
@@ -102,7 +116,8 @@ static void test_x_forwarded_for_gives_the_right_most_untrusted_hop(void **state
     assert_string_equal(f.addr, "10.0.0.1");
 
     /* Ports and brackets. */
-    struct drover_header ported[] = {H("X-Forwarded-For", "[2001:db8::7]:4711")};
+    struct drover_header ported[] = {
+        H("X-Forwarded-For", "[2001:db8::7]:4711")};
     assert_true(drv_proxy_resolve(&allow, "127.0.0.1", ported, 1, &f));
     assert_string_equal(f.addr, "2001:db8::7");
     assert_int_equal(f.port, 4711);
@@ -112,7 +127,8 @@ static void test_x_forwarded_for_gives_the_right_most_untrusted_hop(void **state
     assert_int_equal(f.port, 8080);
 
     /* Not an address: the peer stays the client. */
-    struct drover_header junk[] = {H("X-Forwarded-For", "evil.example, 10.0.0.1")};
+    struct drover_header junk[] = {
+        H("X-Forwarded-For", "evil.example, 10.0.0.1")};
     assert_false(drv_proxy_resolve(&allow, "127.0.0.1", junk, 1, &f));
     assert_string_equal(f.addr, "");
 }
@@ -153,10 +169,10 @@ static void test_forwarded_gives_address_port_and_scheme(void **state)
     (void)state;
     struct drv_strlist def = list_of(default_items, 1);
     struct drv_forwarded f;
-    struct drover_header h[] = {H(
-        "Forwarded",
-        "for=192.0.2.43;proto=http, For=\"[2001:db8:cafe::17]:4711\";"
-        "Proto=https;by=127.0.0.1")};
+    struct drover_header h[] = {
+        H("Forwarded",
+          "for=192.0.2.43;proto=http, For=\"[2001:db8:cafe::17]:4711\";"
+          "Proto=https;by=127.0.0.1")};
     assert_true(drv_proxy_resolve(&def, "127.0.0.1", h, 1, &f));
     assert_string_equal(f.addr, "2001:db8:cafe::17");
     assert_int_equal(f.port, 4711);
@@ -191,7 +207,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allow_items_are_addresses_networks_or_star),
         cmocka_unit_test(test_peers_match_addresses_and_networks),
-        cmocka_unit_test(test_x_forwarded_for_gives_the_right_most_untrusted_hop),
+        cmocka_unit_test(
+            test_x_forwarded_for_gives_the_right_most_untrusted_hop),
         cmocka_unit_test(test_an_untrusted_peer_changes_nothing),
         cmocka_unit_test(test_x_forwarded_proto_sets_the_scheme),
         cmocka_unit_test(test_forwarded_gives_address_port_and_scheme),
