@@ -27,6 +27,7 @@
 #include "app.h"
 #include "buf.h"
 #include "log.h"
+#include "notify.h"
 #include "proctitle.h"
 #include "reexec.h"
 #include "scoreboard.h"
@@ -57,6 +58,9 @@ struct master {
     pid_t probe;             /* reload check in progress, 0 = none */
     bool reload_go;          /* the probe passed: re-exec at the next act() */
     const char *name;        /* for titles */
+    uint64_t watchdog_ms;    /* systemd WatchdogSec= ping interval, 0 = none */
+    uint64_t pinged_ms;      /* last WATCHDOG=1 */
+    uint64_t status_ms;      /* last STATUS= */
 
     /* what the callbacks recorded */
     int pending[NSIG];
@@ -333,6 +337,8 @@ static void probe_done(struct master *m, int wstatus)
     }
     drv_error("Reload failed: the new configuration or app does not load "
               "(see above); the running workers keep serving");
+    drv_notifyf("READY=1\nSTATUS=reload failed; %d worker(s) serving the "
+                "previous code", m->target);
 }
 
 static void reap(struct master *m)
@@ -404,6 +410,7 @@ static void begin_stop(struct master *m, enum phase phase)
     if (m->phase >= phase)
         return;
     m->phase = phase;
+    drv_notify_stopping();
     if (m->probe)
         kill(m->probe, SIGKILL);
     /* Our copies of the listeners go first, so that once the workers have
@@ -427,6 +434,7 @@ static void start_probe(struct master *m)
         return;
     }
     drv_info("Hang up: checking the new configuration and app");
+    drv_notify_reloading();
     m->probe = drv_reexec_check();
     if (m->probe < 0) {
         drv_log_errno(-m->probe, "fork", "reload check");
@@ -449,6 +457,7 @@ static void reexec(struct master *m)
     sigprocmask(SIG_SETMASK, &old, NULL);
     drv_log_errno(-rc, "execv", "reload of /proc/self/exe; the running "
                   "workers keep serving");
+    drv_notify_ready();
 }
 
 /* Retire the previous generation once the current one is all ready. */
@@ -461,6 +470,10 @@ static void hand_over(struct master *m)
         m->boot_failures = 0;
         drv_info("%d worker(s) ready (generation %u)", m->target,
                  m->generation);
+        /* systemd: only now, with every worker accepting (gunicorn tells
+         * it before any worker exists). After a reload too. */
+        drv_notifyf("READY=1\nMAINPID=%d\nSTATUS=%d worker(s) serving",
+                    (int)getpid(), m->target);
     }
     for (size_t i = 0; i < m->sb.nslots; i++) {
         struct drv_slot *slot = &m->sb.slots[i];
@@ -567,6 +580,30 @@ static int fill(struct master *m, int *status)
     return 0;
 }
 
+/* systemd: WATCHDOG=1 at half the interval, sent from here so that a
+ * master whose loop or checks stall stops pinging; STATUS= every few
+ * seconds with the counters of the scoreboard. */
+static void report(struct master *m)
+{
+    uint64_t now = drv_now_ms();
+    if (m->watchdog_ms && now - m->pinged_ms >= m->watchdog_ms / 2) {
+        drv_notify_watchdog();
+        m->pinged_ms = now;
+    }
+    if (!m->ready_once || now - m->status_ms < 5000)
+        return;
+    m->status_ms = now;
+    uint64_t served = 0;
+    int n = 0;
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        if (live(&m->sb.slots[i]))
+            n++;
+        served += drv_slot_load(&m->sb.slots[i].requests);
+    }
+    drv_notify_status("%d worker(s), %llu requests served", n,
+                      (unsigned long long)served);
+}
+
 /* Slots still marked live whose process is gone were children of the
  * image before a reload that exited while exec() ran: their SIGCHLD did
  * not survive exec, so reap them now. */
@@ -613,6 +650,7 @@ static int setup(struct master *m, const struct drv_master_args *a)
         adopt_old_generation(m);
     else
         m->generation = 1;
+    m->watchdog_ms = drv_watchdog_usec() / 1000;
     if (*a->app && (*a->app)->ops->preloaded)
         (*a->app)->ops->preloaded(*a->app);
     return 0;
@@ -637,6 +675,7 @@ int drv_master_run(const struct drv_master_args *a, bool *in_worker)
                 reexec(&m);
         }
         check_timeouts(&m);
+        report(&m);
         if (m.phase != RUNNING && !any_live(&m))
             break;
         ev_run(m.loop, EVRUN_ONCE);

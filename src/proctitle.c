@@ -14,6 +14,10 @@ extern char **environ;
 
 static char *area;     /* start of argv[0] */
 static size_t area_len; /* bytes usable, up to the end of the environment */
+/* The environment's copied strings, owned here: setenv() and unsetenv()
+ * rearrange the array `environ` points to, and may drop a string from it
+ * that must stay reachable all the same. */
+static char **env_strings, **env_array;
 
 char **drv_proctitle_init(int argc, char **argv)
 {
@@ -32,12 +36,13 @@ char **drv_proctitle_init(int argc, char **argv)
     while (environ[nenv])
         nenv++;
     char **env = drv_xcalloc(nenv + 1, sizeof(*env));
+    env_strings = drv_xcalloc(nenv + 1, sizeof(*env_strings));
     for (size_t i = 0; i < nenv; i++) {
         if (environ[i] == end)
             end = environ[i] + strlen(environ[i]) + 1;
-        env[i] = drv_xstrdup(environ[i]);
+        env[i] = env_strings[i] = drv_xstrdup(environ[i]);
     }
-    environ = env;
+    environ = env_array = env;
     area = argv[0];
     area_len = (size_t)(end - argv[0]);
     return copy;

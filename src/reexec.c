@@ -24,9 +24,8 @@ static char *start_dir;
 
 void drv_reexec_save_argv(int argc, char **argv)
 {
-    saved_argv = drv_xcalloc((size_t)argc + 1, sizeof(*saved_argv));
-    for (int i = 0; i < argc; i++)
-        saved_argv[i] = argv[i];
+    (void)argc; /* argv is NULL-terminated */
+    saved_argv = argv;
     start_dir = getcwd(NULL, 0);
 }
 
@@ -120,6 +119,10 @@ pid_t drv_reexec_check(void)
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0)
             dup2(null, STDOUT_FILENO);
+        /* Relative paths on the command line (--config, --chdir) mean
+         * what they meant at start-up. */
+        if (start_dir && chdir(start_dir) != 0)
+            _exit(127);
         execv("/proc/self/exe", argv);
         _exit(127);
     }

@@ -24,7 +24,8 @@
 
 #include "listener.h"
 
-/* The argv drover was started with; drv_reexec() runs it again. */
+/* The argv drover was started with; drv_reexec() runs it again. It is
+ * kept, not copied: it must stay valid and unchanged (proctitle's copy). */
 void drv_reexec_save_argv(int argc, char **argv);
 
 /* The working directory drover started in (before --chdir), against

@@ -213,6 +213,10 @@ int drv_worker_run(struct drv_worker *w)
         aw->w = w;
         aw->listener = &w->listeners[k];
         ev_io_init(&aw->io, on_accept, w->listeners[k].fd, EV_READ);
+        /* Requests on open connections go first: a worker about to call
+         * the app takes no new connection in the same iteration, and its
+         * idle siblings, woken as well, get it instead. */
+        ev_set_priority(&aw->io, EV_MINPRI);
         ev_io_start(w->loop, &aw->io);
     }
     ev_timer_init(&w->accept_pause, on_accept_pause, 0.5, 0.0);

@@ -27,6 +27,8 @@ EXAMPLES = BUILD / "examples"
 HELLO = f"{EXAMPLES}/hello.so:hello_app"
 ECHO = f"{EXAMPLES}/echo.so:echo_app"
 
+# The sanitizer pass of `make test` runs with ASAN_OPTIONS set.
+SANITIZED = "ASAN_OPTIONS" in os.environ
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 LISTEN_RE = re.compile(r"Listening at: (\S+)")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import SANITIZED
+
 APPS = Path(__file__).resolve().parent / "pyapps"
 
 
@@ -75,9 +77,9 @@ def test_process_titles_name_master_and_workers(drover):
     workers = wait_workers(srv, 2)
     title = Path(f"/proc/{srv.pid}/cmdline").read_bytes().split(b"\0")[0]
     assert title == b"drover: master [shop]"
-    titles = {Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]
-              for p in workers}
-    assert titles == {b"drover: worker 1 [shop]", b"drover: worker 2 [shop]"}
+    want = {b"drover: worker 1 [shop]", b"drover: worker 2 [shop]"}
+    wait_for(lambda: {Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]
+                      for p in workers} == want, what="worker titles")
 
 
 def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
@@ -110,8 +112,8 @@ def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
     # faulthandler's dump of the Python stack, naming the app's frame.
     srv.wait_log(r'File ".*master_app.py", line \d+ in app')
     dead = int(m[1])
+    wait_for(lambda: dead not in children(srv.pid), what="the worker's end")
     wait_workers(srv, 2)
-    assert dead not in children(srv.pid)
     pids = {serving_pid(srv) for _ in range(20)}
     assert dead not in pids
 
@@ -151,6 +153,8 @@ def test_a_worker_that_exits_or_segfaults_is_replaced(drover):
     srv.wait_log(rf"Worker 1 \(pid: {first}\) exited with code 1")
     second = serving_pid(srv)
     assert second != first
+    if SANITIZED:
+        return  # ASan reports the deliberate SEGV itself: not a finding
     with pytest.raises((ConnectionError, http.client.HTTPException)):
         get(srv, "/segv")
     srv.wait_log(rf"Worker 1 \(pid: {second}\) was killed by signal 11")
