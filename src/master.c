@@ -54,6 +54,8 @@ struct master {
     enum phase phase;
     int exit_status;
     int boot_failures;       /* in a row, since a worker last became ready */
+    uint64_t failed_ms;      /* when the last one failed */
+    bool gave_up;            /* new generation cannot boot; old one serves */
     bool ready_once;         /* the current generation has been all ready */
     pid_t probe;             /* reload check in progress, 0 = none */
     bool reload_go;          /* the probe passed: re-exec at the next act() */
@@ -360,8 +362,10 @@ static void reap(struct master *m)
         bool booting = slot->state == DRV_SLOT_BOOTING;
         if (booting && WIFEXITED(wstatus) &&
             WEXITSTATUS(wstatus) == DRV_EXIT_BOOT &&
-            slot->generation == m->generation)
+            slot->generation == m->generation) {
             m->boot_failures++;
+            m->failed_ms = drv_now_ms();
+        }
         slot->state = DRV_SLOT_FREE;
         slot->pid = 0;
     }
@@ -376,6 +380,10 @@ static void check_timeouts(struct master *m)
         uint32_t st = slot_state(slot);
         if (st == DRV_SLOT_FREE || st == DRV_SLOT_BOOTING)
             continue;
+        /* A worker forked after the last boot failure made it. */
+        if (st == DRV_SLOT_READY && slot->generation == m->generation &&
+            slot->started_ms >= m->failed_ms)
+            m->boot_failures = 0;
         if (slot->kill_at_ms && now >= slot->kill_at_ms) {
             if (kill(slot->pid, SIGKILL) == 0)
                 drv_warn("Worker %u (pid: %d) did not stop in time: "
@@ -556,15 +564,50 @@ static void handle_signals(struct master *m)
 
 /* Fork what is missing. Returns 0 in the master, 1 in a child that ran
  * its worker (status in *status). */
-static int fill(struct master *m, int *status)
+static bool old_generation_serves(struct master *m)
 {
+    for (size_t i = 0; i < m->sb.nslots; i++) {
+        struct drv_slot *slot = &m->sb.slots[i];
+        if (slot_state(slot) == DRV_SLOT_READY &&
+            slot->generation != m->generation)
+            return true;
+    }
+    return false;
+}
+
+/* Workers that cannot boot: a first start gives up (exit 3); after a
+ * reload the previous generation keeps serving and the master stops
+ * trying; once the generation has served, replacements back off instead
+ * of looping through fork(). Returns true when no fork should happen. */
+static bool boot_trouble(struct master *m)
+{
+    if (m->boot_failures == 0)
+        return false;
     if (m->boot_failures >= MAX_BOOT_FAILURES && !m->ready_once) {
+        if (old_generation_serves(m)) {
+            if (!m->gave_up)
+                drv_critical("New workers failed to boot %d times: the "
+                             "previous workers keep serving; fix the app "
+                             "and send SIGHUP", m->boot_failures);
+            m->gave_up = true;
+            return true;
+        }
         drv_critical("Workers failed to boot %d times in a row: stopping",
                      m->boot_failures);
         m->exit_status = DRV_EXIT_BOOT;
         begin_stop(m, STOPPING);
-        return 0;
+        return true;
     }
+    int steps = m->boot_failures < 10 ? m->boot_failures : 10;
+    return drv_now_ms() < m->failed_ms + (uint64_t)steps * 500;
+}
+
+/* Fork what is missing. Returns 0 in the master, 1 in a child that ran
+ * its worker (status in *status). */
+static int fill(struct master *m, int *status)
+{
+    if (boot_trouble(m))
+        return 0;
     while (count_current(m, false) < m->target) {
         struct drv_slot *slot = drv_scoreboard_free_slot(&m->sb);
         if (!slot) {
