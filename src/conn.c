@@ -141,6 +141,8 @@ static void peer_name(struct drv_conn *c, const struct sockaddr *sa)
     }
 }
 
+static void on_readable(struct drv_conn *c);
+
 void drv_conn_accepted(struct drv_worker *w, int fd,
                        const struct sockaddr *peer, socklen_t peerlen,
                        struct drv_listener *listener)
@@ -165,6 +167,10 @@ void drv_conn_accepted(struct drv_worker *w, int fd,
     ev_init(&c->timer, on_timer);
     ev_io_start(w->loop, &c->io);
     set_timer(c, w->settings->header_timeout);
+    /* The request is usually there already (TCP_DEFER_ACCEPT): serve it
+     * now. A worker busy with it takes no further connection meanwhile,
+     * so its idle siblings get them. */
+    on_readable(c);
 }
 
 /* Lingering close: stop sending, drain what the client still sends. */
@@ -488,6 +494,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     close_conn(c);
 }
 
+/* Bytes the client has sent that we have not read yet: a request to
+ * answer (with Connection: close) rather than to drop by closing. */
+static bool request_waiting(const struct drv_conn *c)
+{
+    char byte;
+    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 void drv_conn_stop_idle_all(struct drv_worker *w)
 {
     /* close_conn() relinks only the closed connection, and frees nothing
@@ -495,7 +509,7 @@ void drv_conn_stop_idle_all(struct drv_worker *w)
     for (struct drv_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == C_READING && drv_http_idle(&c->http) &&
-            drv_buf_size(&c->in) == 0)
+            drv_buf_size(&c->in) == 0 && !request_waiting(c))
             close_conn(c);
     }
 }

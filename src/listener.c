@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+
+#define DEFER_ACCEPT_SECONDS 1
 #include "log.h"
 #include "notify.h"
 
@@ -96,6 +99,11 @@ static int open_tcp(const struct drv_addr *a, int backlog,
         call = "listen";
         if (listen(fd, backlog) != 0)
             goto fail;
+        /* Wake a worker only once the request's first bytes are in, so
+         * the worker that takes a connection can serve it at once (see
+         * drv_conn_accepted). An optimisation: failure is harmless. */
+        int defer = DEFER_ACCEPT_SECONDS;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
         *ls = drv_xrealloc(*ls, (*n + 1) * sizeof(**ls));
         (*ls)[*n] = (struct drv_listener){.fd = fd};
         describe(&(*ls)[(*n)++]);

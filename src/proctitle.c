@@ -17,7 +17,9 @@ static size_t area_len; /* bytes usable, up to the end of the environment */
 /* The environment's copied strings, owned here: setenv() and unsetenv()
  * rearrange the array `environ` points to, and may drop a string from it
  * that must stay reachable all the same. */
-static char **env_strings, **env_array;
+/* `used`: written, never read, yet they must be kept. */
+static char **env_strings __attribute__((used));
+static char **env_array __attribute__((used));
 
 char **drv_proctitle_init(int argc, char **argv)
 {

@@ -12,7 +12,9 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
     with socket.create_connection(("127.0.0.1", srv.port)) as s:
         elapsed, data = time_until_closed(s, 5)
     assert elapsed is not None, "silent connection never closed"
-    assert 0.7 <= elapsed <= 3, elapsed
+    # The kernel holds a silent connection up to 1 s before a worker sees
+    # it (TCP_DEFER_ACCEPT); then the header timeout runs.
+    assert 0.7 <= elapsed <= 4, elapsed
     assert data == b""
     assert_serves(srv.port)
 

@@ -353,3 +353,30 @@ def test_an_unknown_user_is_a_configuration_error(drover):
                  ready=False)
     assert srv.proc.wait(10) == 2
     assert "--user 'no-such-user-here': no such user" in srv.log
+
+
+def test_new_workers_that_cannot_boot_after_a_reload_leave_the_old_serving(
+        drover, tmp_path):
+    # The reload check imports fine; only a worker (by its title) fails.
+    appdir = tmp_path / "app"
+    appdir.mkdir()
+    write_app(appdir, "v1")
+    srv = drover("-w", "2", "--no-preload", "reload_app:app", cwd=appdir)
+    old = wait_workers(srv, 2)
+    srv.wait_log(r"2 worker\(s\) ready")  # imported, before the edit
+    (appdir / "reload_app.py").write_text(
+        "from pathlib import Path\n"
+        "if Path('/proc/self/cmdline').read_bytes().startswith(b'drover: w'):\n"
+        "    raise RuntimeError('cannot reach the database')\n"
+        + (APPS / "master_app.py").read_text())
+    srv.kill(signal.SIGHUP)
+    srv.wait_log(r"New workers failed to boot \d+ times: the previous workers "
+                 r"keep serving", timeout=15)
+    assert old <= children(srv.pid)
+    for _ in range(5):
+        assert get(srv, "/")[1].endswith("v1")
+    # Fixed, the next HUP brings the new code.
+    write_app(appdir, "v2")
+    srv.kill(signal.SIGHUP)
+    wait_for(lambda: get(srv, "/")[1].endswith("v2"), what="v2")
+    wait_for(lambda: not (children(srv.pid) & old), what="old workers gone")

@@ -95,7 +95,10 @@ def test_hup_sends_reloading_then_ready_and_term_stopping(drover, notify):
     # READY again only once the new generation serves.
     new = children(srv.pid) - old
     assert len(new) == 2
-    assert serving_pid(srv) in new
+    # The old workers are retiring as READY goes out; soon only the new
+    # ones answer.
+    wait_for(lambda: serving_pid(srv) in new and serving_pid(srv) in new,
+             what="the new generation serving")
     srv.kill(signal.SIGTERM)
     notify.wait("STOPPING=1")
     assert srv.proc.wait(10) == 0
