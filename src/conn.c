@@ -478,11 +478,28 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
         process(c);
 }
 
+/* Bytes the client has sent that we have not read yet: a request to
+ * answer (with Connection: close) rather than to drop by closing. */
+static bool request_waiting(const struct drv_conn *c)
+{
+    char byte;
+    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
     struct drv_conn *c = drv_container_of(t, struct drv_conn, timer);
+    /* The keep-alive wait ran out while the worker was busy in the app,
+     * but the client's next request came in time and is waiting unread:
+     * answer it rather than reset the connection under it. */
+    if (c->state == C_READING && drv_http_idle(&c->http) &&
+        drv_buf_size(&c->in) == 0 && request_waiting(c)) {
+        set_timer(c, c->w->settings->header_timeout);
+        on_readable(c);
+        return;
+    }
     if (c->state == C_READING && !drv_http_idle(&c->http)) {
         reply_error(c, 408, c->http.head_done ? "body read timed out"
                                               : "request head timed out");
@@ -492,14 +509,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         drv_debug("closing %s: no write progress for %.0fs", c->remote,
                   c->w->settings->io_timeout);
     close_conn(c);
-}
-
-/* Bytes the client has sent that we have not read yet: a request to
- * answer (with Connection: close) rather than to drop by closing. */
-static bool request_waiting(const struct drv_conn *c)
-{
-    char byte;
-    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void drv_conn_stop_idle_all(struct drv_worker *w)

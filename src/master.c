@@ -428,9 +428,14 @@ static void begin_stop(struct master *m, enum phase phase)
             close(m->a->listeners[i].fd);
         m->a->listeners[i].fd = -1;
     }
-    if (phase == STOPPING)
+    if (phase == STOPPING) {
+        /* The first worker to act on it drains the accept queue and
+         * stops the sockets listening for every process at once. */
+        for (size_t i = 0; i < m->sb.nslots; i++)
+            __atomic_store_n(&m->sb.slots[i].shutdown, 1, __ATOMIC_RELAXED);
         signal_all(m, SIGTERM,
                    (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+    }
     else
         signal_all(m, SIGQUIT, FAST_STOP_MS);
 }

@@ -98,7 +98,40 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void stop(struct drv_worker *w, bool close_idle)
+/*
+ * The whole server stops. Every worker holds a copy of each listening
+ * socket, and one busy in the app cannot close its copy until the call
+ * returns: meanwhile the kernel would keep queueing connections, only to
+ * reset them when the last copy closes. So the first worker to stop takes
+ * what is queued (and serves it, with Connection: close), then shuts the
+ * sockets down: shutdown() on a listening socket ends its LISTEN state for
+ * every process sharing it, and new connections are refused at once,
+ * which a client or proxy can safely retry elsewhere.
+ */
+static void drain_and_unlisten(struct drv_worker *w)
+{
+    for (size_t k = 0; k < w->nlisteners; k++) {
+        int fd = w->listeners[k].fd;
+        if (fd < 0)
+            continue;
+        for (;;) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            int c = accept4(fd, (struct sockaddr *)&ss, &len,
+                            SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c < 0 && errno == EINTR)
+                continue;
+            if (c < 0)
+                break; /* EAGAIN, or EINVAL: a sibling shut it down */
+            drv_conn_accepted(w, c, (struct sockaddr *)&ss, len,
+                              &w->listeners[k]);
+        }
+        if (w->listeners[k].family != AF_UNIX)
+            shutdown(fd, SHUT_RD);
+    }
+}
+
+static void stop(struct drv_worker *w, bool close_idle, bool shutdown_all)
 {
     if (w->stopping)
         return;
@@ -106,6 +139,8 @@ static void stop(struct drv_worker *w, bool close_idle)
     for (size_t k = 0; k < w->nlisteners; k++)
         ev_io_stop(w->loop, &w->accepts[k].io);
     ev_timer_stop(w->loop, &w->accept_pause);
+    if (shutdown_all)
+        drain_and_unlisten(w);
     /* Our copies of the listeners go now: once the master has closed its
      * own too, new connections are refused instead of queueing
      * unanswered. */
@@ -126,12 +161,13 @@ static void stop(struct drv_worker *w, bool close_idle)
 
 void drv_worker_stop(struct drv_worker *w)
 {
-    stop(w, true);
+    bool all = w->slot && __atomic_load_n(&w->slot->shutdown, __ATOMIC_RELAXED);
+    stop(w, true, all);
 }
 
 void drv_worker_retire(struct drv_worker *w)
 {
-    stop(w, false);
+    stop(w, false, false);
 }
 
 /*
