@@ -380,3 +380,21 @@ def test_new_workers_that_cannot_boot_after_a_reload_leave_the_old_serving(
     srv.kill(signal.SIGHUP)
     wait_for(lambda: get(srv, "/")[1].endswith("v2"), what="v2")
     wait_for(lambda: not (children(srv.pid) & old), what="old workers gone")
+
+
+def test_hup_rereads_the_configuration_file(drover, tmp_path):
+    config = tmp_path / "drover.yml"
+    config.write_text("workers: 2\n")
+    srv = drover("--config", config, "master_app:app", cwd=APPS)
+    old = wait_workers(srv, 2)
+    config.write_text("workers: 3\n")
+    srv.kill(signal.SIGHUP)
+    wait_for(lambda: len(children(srv.pid)) == 3 and
+             not (children(srv.pid) & old), what="3 new workers")
+    # A broken file is refused and the running configuration stays.
+    config.write_text("workers: lots\n")
+    srv.kill(signal.SIGHUP)
+    srv.wait_log(r"drover.yml:1:\d+: .*not an integer")
+    srv.wait_log(r"Reload failed")
+    assert len(children(srv.pid)) == 3
+    assert get(srv, "/")[0] == 200
