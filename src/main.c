@@ -15,8 +15,6 @@
  *      preload, a user the workers cannot switch to)
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,16 +94,6 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
     return rc;
 }
 
-/* "1000" names a user (or group) when that uid (gid) exists. */
-static bool numeric_id_exists(const char *text, bool user)
-{
-    char *end;
-    unsigned long v = strtoul(text, &end, 10);
-    if (end == text || *end != '\0')
-        return false;
-    return user ? getpwuid((uid_t)v) != NULL : getgrgid((gid_t)v) != NULL;
-}
-
 /* --chdir, --umask, --user/--group (checked; workers switch) and --env act
  * before anything is opened or imported. */
 static int prepare_process(const struct drv_settings *s, char *err,
@@ -116,15 +104,9 @@ static int prepare_process(const struct drv_settings *s, char *err,
         return -1;
     }
     umask((mode_t)drv_settings_parse_umask(s->umask ? s->umask : "0"));
-    if (s->user && !getpwnam(s->user) && !numeric_id_exists(s->user, true)) {
-        snprintf(err, errlen, "--user '%s': no such user", s->user);
+    struct drv_identity id;
+    if (drv_master_identity(s, &id, err, errlen) != 0)
         return -1;
-    }
-    if (s->group && !getgrnam(s->group) &&
-        !numeric_id_exists(s->group, false)) {
-        snprintf(err, errlen, "--group '%s': no such group", s->group);
-        return -1;
-    }
     for (size_t i = 0; i < s->env.n; i++) {
         char *kv = s->env.v[i], *eq = strchr(kv, '=');
         *eq = '\0';

@@ -148,42 +148,62 @@ static void signal_all(struct master *m, int sig, uint64_t grace_ms)
 
 /* ---- the worker side of fork() ---- */
 
-static int drop_privileges(const struct drv_settings *s, char *err,
-                           size_t errlen)
+/* A user or group named by name or by number. */
+static struct passwd *find_user(const char *text)
 {
-    if (!s->user && !s->group)
-        return 0;
-    uid_t uid = getuid();
-    gid_t gid = getgid();
-    const char *uname = NULL;
+    struct passwd *pw = getpwnam(text);
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (!pw && end != text && *end == '\0')
+        pw = getpwuid((uid_t)v);
+    return pw;
+}
+
+static struct group *find_group(const char *text)
+{
+    struct group *gr = getgrnam(text);
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (!gr && end != text && *end == '\0')
+        gr = getgrgid((gid_t)v);
+    return gr;
+}
+
+int drv_master_identity(const struct drv_settings *s,
+                        struct drv_identity *id, char *err, size_t errlen)
+{
+    *id = (struct drv_identity){.uid = getuid(), .gid = getgid()};
     if (s->user) {
-        struct passwd *pw = getpwnam(s->user);
-        char *end;
-        unsigned long v = strtoul(s->user, &end, 10);
-        if (!pw && *end == '\0' && end != s->user)
-            pw = getpwuid((uid_t)v);
+        struct passwd *pw = find_user(s->user);
         if (!pw) {
             snprintf(err, errlen, "--user '%s': no such user", s->user);
             return -1;
         }
-        uid = pw->pw_uid;
-        gid = pw->pw_gid;
-        uname = pw->pw_name;
+        id->uid = pw->pw_uid;
+        id->gid = pw->pw_gid;
+        snprintf(id->name, sizeof(id->name), "%s", pw->pw_name);
     }
     if (s->group) {
-        struct group *gr = getgrnam(s->group);
-        char *end;
-        unsigned long v = strtoul(s->group, &end, 10);
-        if (!gr && *end == '\0' && end != s->group)
-            gr = getgrgid((gid_t)v);
+        struct group *gr = find_group(s->group);
         if (!gr) {
             snprintf(err, errlen, "--group '%s': no such group", s->group);
             return -1;
         }
-        gid = gr->gr_gid;
+        id->gid = gr->gr_gid;
     }
-    if ((uname ? initgroups(uname, gid) : setgroups(1, &gid)) != 0 ||
-        setgid(gid) != 0 || setuid(uid) != 0) {
+    return 0;
+}
+
+static int drop_privileges(const struct drv_settings *s, char *err,
+                           size_t errlen)
+{
+    struct drv_identity id;
+    if (!s->user && !s->group)
+        return 0;
+    if (drv_master_identity(s, &id, err, errlen) != 0)
+        return -1;
+    if ((id.name[0] ? initgroups(id.name, id.gid) : setgroups(1, &id.gid)) ||
+        setgid(id.gid) != 0 || setuid(id.uid) != 0) {
         snprintf(err, errlen, "cannot switch to user %s / group %s: %s",
                  s->user ? s->user : "-", s->group ? s->group : "-",
                  strerror(errno));

@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "listener.h"
 #include "settings.h"
@@ -55,6 +56,18 @@ struct drv_master_args {
     struct drv_accesslog *accesslog;
     int scoreboard_fd;    /* inherited across a reload, or -1 */
 };
+
+/* Who the workers run as: --user and --group resolved (names or numbers;
+ * the user's primary group unless --group says otherwise). */
+struct drv_identity {
+    uid_t uid;
+    gid_t gid;
+    char name[64]; /* the user's name, "" when --user is unset */
+};
+
+/* Resolve --user/--group. Returns 0, or -1 with one line in err. */
+int drv_master_identity(const struct drv_settings *s,
+                        struct drv_identity *id, char *err, size_t errlen);
 
 /*
  * Run the master until it stops. Returns the exit status. In a worker
