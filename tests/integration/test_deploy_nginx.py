@@ -1,0 +1,373 @@
+"""Real nginx (Debian nginx-light) in front of two drover instances.
+
+The nginx configuration is conf/nginx.conf itself, with only its paths,
+listen address and upstream ports changed (each change must apply, so the
+test follows the shipped file): its proxy headers (Host, X-Forwarded-For
+$proxy_add_x_forwarded_for, X-Forwarded-Proto $scheme, Forwarded ""), its
+upstream keep-alive and its proxy_next_upstream retries are what is
+tested. The tests prove that requests are spread over both instances, that
+REMOTE_ADDR is the client's address as nginx saw it (a forged
+X-Forwarded-For does not win), and that stopping one instance with SIGTERM
+under load fails no request.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "pyapps"
+APP = "container_app:app"
+NGINX = shutil.which("nginx") or (
+    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+# A client address that is on this host but not one drover trusts by
+# default (127.0.0.1,::1): all of 127.0.0.0/8 is loopback on Linux.
+OTHER_CLIENT = "127.0.0.5"
+
+pytestmark = pytest.mark.skipif(
+    NGINX is None,
+    reason="nginx missing (Debian package nginx-light; "
+           "tools/install-deps.sh test)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def substitute(text, old, new):
+    """Replace `old` (a regex) exactly once: a shipped config that changes
+    shape must fail here, not silently test something else."""
+    text, n = re.subn(old, new if callable(new) else lambda _: new, text,
+                      flags=re.M)
+    assert n == 1, f"conf/nginx.conf no longer has {old!r}"
+    return text
+
+
+def nginx_conf(tmp, port, upstreams):
+    text = (ROOT / "conf" / "nginx.conf").read_text()
+    text = substitute(text, r"^worker_processes auto;", "worker_processes 2;")
+    text = substitute(text, r"^error_log \S+", f"error_log {tmp}/error.log")
+    text = substitute(text, r"^pid \S+;", f"pid {tmp}/nginx.pid;")
+    # Which upstream(s) served each request, and their statuses; scratch
+    # directories in tmp too.
+    extra = ["log_format upstreams '$remote_addr \"$request\" $status "
+             "[$upstream_addr] [$upstream_status]';",
+             f"access_log {tmp}/access.log upstreams;"]
+    extra += [f"{kind}_temp_path {tmp}/{kind};" for kind in
+              ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
+    text = substitute(text, r"^(\s*)access_log \S+ combined;",
+                      lambda m: "\n".join(m[1] + line for line in extra))
+    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+ ", text, re.M)
+    assert len(servers) == len(upstreams), servers
+    for old, up in zip(servers, upstreams):
+        text = text.replace(old, re.sub(r"127\.0\.0\.1:\d+", up, old), 1)
+    text = substitute(text, r"listen 80 default_server;",
+                      f"listen 127.0.0.1:{port} default_server;")
+    return text
+
+
+class Nginx:
+    def __init__(self, tmp, upstreams):
+        self.tmp = tmp
+        self.port = free_port()
+        self.conf = tmp / "nginx.conf"
+        self.conf.write_text(nginx_conf(tmp, self.port, upstreams))
+        self._err = open(tmp / "nginx.stderr", "wb")
+        # Its own session, so that cleanup can reach its workers too.
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", str(tmp), "-c", str(self.conf), "-e",
+             str(tmp / "error.log"), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
+            start_new_session=True)
+
+    @property
+    def error_log(self):
+        path = self.tmp / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
+    def access_log(self):
+        path = self.tmp / "access.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nginx exited with {self.proc.returncode}"
+                                     f":\n{self.error_log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError(f"nginx did not start:\n{self.error_log}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()  # fast shutdown of master and workers
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self._err.close()
+
+
+@pytest.fixture
+def two_behind_nginx(drover, tmp_path):
+    """(nginx, drover a, drover b): two instances of -w 2 behind nginx."""
+    a = drover("-w", "2", APP, cwd=APPS)
+    b = drover("-w", "2", APP, cwd=APPS)
+    ups = [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
+    nginx = Nginx(tmp_path, ups)
+    try:
+        yield nginx.wait_ready(), a, b
+    finally:
+        nginx.stop()
+
+
+def get(port, path="/", headers=None, source=None, conn=None, timeout=10):
+    """GET on a new connection to `port`, or on `conn` (keep-alive):
+    (status, JSON body). `source` is the client's address."""
+    c = conn or http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout,
+        source_address=(source, 0) if source else None)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, json.loads(body) if r.status == 200 else body
+    finally:
+        if conn is None:
+            c.close()
+
+
+def test_requests_are_spread_over_both_instances(two_behind_nginx):
+    nginx, a, b = two_behind_nginx
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+    seen = []
+    for _ in range(20):
+        status, who = get(nginx.port, conn=conn)
+        assert status == 200
+        seen.append(who)
+    conn.close()
+    # Each worker's parent is its instance's master (one host namespace).
+    masters = {w["ppid"] for w in seen}
+    assert masters == {a.pid, b.pid}
+    workers = {w["pid"] for w in seen}
+    assert len(workers) >= 2
+    assert workers <= children_of(a.pid) | children_of(b.pid)
+
+
+def children_of(pid):
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+FORGED = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https",
+          "Forwarded": "for=6.6.6.6;proto=https"}
+
+
+def test_remote_addr_is_the_client_nginx_saw_not_a_forged_header(
+        two_behind_nginx):
+    nginx, _, _ = two_behind_nginx
+    # An ordinary client (not a trusted address) forges all three headers.
+    status, env = get(nginx.port, source=OTHER_CLIENT,
+                      headers={**FORGED, "Host": "shop.example:8080"})
+    assert status == 200
+    # nginx appended the address it saw; drover, reading from the right,
+    # skips its trusted peer nginx (127.0.0.1) and stops at 127.0.0.5.
+    assert env["HTTP_X_FORWARDED_FOR"] == f"6.6.6.6, {OTHER_CLIENT}"
+    assert env["REMOTE_ADDR"] == OTHER_CLIENT
+    # X-Forwarded-Proto was overwritten with nginx's own $scheme, and the
+    # client's Forwarded header dropped ("").
+    assert env["url_scheme"] == "http"
+    assert env["HTTP_FORWARDED"] is None
+    assert env["HTTP_HOST"] == "shop.example"  # $host: no port
+    status, env = get(nginx.port, source=OTHER_CLIENT)
+    assert env["REMOTE_ADDR"] == OTHER_CLIENT
+    assert env["HTTP_X_FORWARDED_FOR"] == OTHER_CLIENT
+    # A client on 127.0.0.1 is itself in forwarded_allow_ips, so it counts
+    # as one more trusted proxy and the hop it names is believed: by
+    # design, and no worse than that client connecting to drover directly.
+    status, env = get(nginx.port, headers=FORGED)
+    assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 127.0.0.1"
+    assert env["REMOTE_ADDR"] == "6.6.6.6"
+    assert env["url_scheme"] == "http"
+
+
+def upstreams_of(access_log, tag):
+    """[(upstream addresses, statuses)] of the requests naming `tag`."""
+    found = []
+    for line in access_log.splitlines():
+        if tag in line:
+            addrs, statuses = re.search(r"\[(.*)\] \[(.*)\]$", line).groups()
+            found.append((addrs.split(", "), statuses.split(", ")))
+    return found
+
+
+def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
+    nginx, a, b = two_behind_nginx
+    results = []  # (start, end, status or exception, master pid or None)
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def record(path, conn=None):
+        start = time.monotonic()
+        try:
+            status, who = get(nginx.port, path, conn=conn)
+            outcome = (status, who["ppid"] if status == 200 else None)
+        except Exception as e:  # noqa: BLE001 (counted as a failure)
+            outcome = (e, None)
+        with lock:
+            results.append((start, time.monotonic(), *outcome))
+        return outcome[0] == 200
+
+    def load(n):
+        conn = None
+        i = 0
+        while not done.is_set():
+            path = "/sleep?s=0.05" if (n + i) % 3 == 0 else "/"
+            i += 1
+            conn = conn or http.client.HTTPConnection(
+                "127.0.0.1", nginx.port, timeout=10)
+            if not record(path, conn):
+                conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    # Slow requests (longer than a fast stop would allow), sent just before
+    # the SIGTERM: those nginx gave to the stopping instance, in its app or
+    # still queued behind its busy workers, must be answered by it.
+    probes = [threading.Thread(target=record,
+                               args=(f"/sleep?s=1.2&tag=inflight{k}",))
+              for k in range(6)]
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.4)
+        for t in probes:
+            t.start()
+        wait_for_log(a, r"sleeping in \d+ \(s=1.2&tag=inflight")
+        stopped = time.monotonic()
+        a.kill(signal.SIGTERM)
+        assert a.proc.wait(5) == 0, a.log
+        for t in probes:
+            t.join(10)
+        gone = time.monotonic()
+        time.sleep(0.4)
+    finally:
+        done.set()
+        for t in threads + probes:
+            if t.ident:
+                t.join(15)
+    failed = [r for r in results if r[2] != 200]
+    assert not failed, (failed, nginx.error_log, a.log)
+    assert len(results) > 50
+    before = {r[3] for r in results if r[1] < stopped}
+    after = {r[3] for r in results if r[0] > gone}
+    assert before == {a.pid, b.pid}
+    assert after == {b.pid}
+    assert "graceful timeout" not in a.log and "SIGKILL" not in a.log
+    a_addr = f"127.0.0.1:{a.port}"
+    probes_seen = upstreams_of(nginx.access_log, "tag=inflight")
+    assert len(probes_seen) == 6, nginx.access_log
+    assert all(len(u[0]) == 1 and u[1] == ["200"] for u in probes_seen), \
+        (probes_seen, nginx.error_log)
+    assert [a_addr] in [u[0] for u in probes_seen]
+    # The only upstream errors are refused connections: nothing that a
+    # (stopping) or b accepted was reset or cut short.
+    errors = [line for line in nginx.error_log.splitlines()
+              if "[error]" in line]
+    assert all("connect() failed (111: Connection refused)" in line
+               for line in errors), errors
+    # nginx did retry: requests it first sent to the stopped instance.
+    retried = [u for u in upstreams_of(nginx.access_log, "HTTP/1.1")
+               if len(u[0]) > 1]
+    assert retried, nginx.access_log
+    assert all(u[1][-1] == "200" for u in retried), retried
+
+
+def wait_for_log(srv, pattern, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, srv.log):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"log never matched {pattern!r}:\n{srv.log}")
+
+
+def test_a_post_arriving_during_a_graceful_stop_is_refused_not_reset(
+        drover, tmp_path):
+    """Bug: during a graceful stop a worker busy in the app kept its copy of
+    the listening socket open, so the kernel queued new connections and
+    reset them once that worker stopped; nginx cannot retry a POST it has
+    sent, so the client got a 502. Now the connection is refused (nginx
+    passes the POST to another instance: nothing was sent) or served."""
+    # All requests go to a while it is up; b is its backup.
+    a = drover("-w", "2", APP, cwd=APPS)
+    b = drover("-w", "2", APP, cwd=APPS)
+    nginx = Nginx(tmp_path, [f"127.0.0.1:{a.port}",
+                             f"127.0.0.1:{b.port} backup"])
+    try:
+        nginx.wait_ready()
+        slow = threading.Thread(target=get, args=(nginx.port,
+                                                  "/sleep?s=1&tag=slow"))
+        slow.start()
+        wait_for_log(a, r"tag=slow")
+        a.kill(signal.SIGTERM)
+        wait_for_log(a, r"SIGTERM: stopping gracefully")
+        time.sleep(0.1)  # a's idle worker has stopped meanwhile
+        c = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+        c.request("POST", "/", body=b"order=1")
+        r = c.getresponse()
+        status, body = r.status, r.read()
+        c.close()
+        slow.join(10)
+        # Refused at connect(), so nginx passed it to b: nothing was sent.
+        assert status == 200, nginx.error_log
+        assert json.loads(body)["ppid"] == b.pid
+    finally:
+        nginx.stop()
+
+
+def test_a_request_sent_within_the_keep_alive_timeout_is_answered(drover):
+    """Bug: a keep-alive timer that ran out while the worker was inside an
+    app call fired before the client's next request, which had arrived in
+    time, was read, and the connection was reset under it (nginx reuses
+    idle upstream connections all the time)."""
+    srv = drover("-w", "1", "--keep-alive", "1", APP, cwd=APPS)
+    kept = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    assert get(srv.port, conn=kept)[0] == 200
+    slow = threading.Thread(target=get, args=(srv.port, "/sleep?s=1.5"))
+    slow.start()
+    try:
+        wait_for_log(srv, r"sleeping in")
+        time.sleep(0.6)  # 0.6 s + ~0.1 s idle: within the 1 s keep-alive
+        assert get(srv.port, conn=kept)[0] == 200
+    finally:
+        kept.close()
+        slow.join(10)
+
