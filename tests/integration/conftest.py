@@ -37,13 +37,15 @@ LISTEN_RE = re.compile(r"Listening at: (\S+)")
 class Server:
     """A running drover process."""
 
-    def __init__(self, args, cwd, env, log_path, stdout_path):
+    def __init__(self, args, cwd, env, log_path, stdout_path, prefix=()):
         self.args = args
         self.log_path = log_path
         self.stdout_path = stdout_path
         self._out = open(stdout_path, "wb")
         self._err = open(log_path, "wb")
-        self.proc = subprocess.Popen([str(BIN), *args], cwd=cwd, env=env,
+        # prefix: a wrapper command, e.g. unshare for the PID 1 tests
+        self.proc = subprocess.Popen([*prefix, str(BIN), *args], cwd=cwd,
+                                     env=env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err)
         self.urls = []

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import time
+from pathlib import Path
 
 from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
 
@@ -273,3 +274,23 @@ def start_unchecked(tmp_path, *args, name="unchecked"):
     srv = Server(["--bind", "127.0.0.1:0", *map(str, args)], tmp_path, env,
                  tmp_path / f"{name}.err", tmp_path / f"{name}.out")
     return srv.wait_ready()
+
+
+def children(pid):
+    """The pids of a process's children."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Poll `predicate` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import children
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "pyapps"
 APP = "container_app:app"
@@ -173,15 +175,7 @@ def test_requests_are_spread_over_both_instances(two_behind_nginx):
     assert masters == {a.pid, b.pid}
     workers = {w["pid"] for w in seen}
     assert len(workers) >= 2
-    assert workers <= children_of(a.pid) | children_of(b.pid)
-
-
-def children_of(pid):
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return set()
-    return {int(p) for p in text.split()}
+    assert workers <= children(a.pid) | children(b.pid)
 
 
 FORGED = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https",

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
+from helpers import children, wait_for
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
@@ -87,40 +88,13 @@ def namespace_members(ns):
     return found
 
 
-def children(pid):
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return set()
-    return {int(p) for p in text.split()}
-
-
-def wait_for(predicate, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Pid1Server(Server):
     """drover started as `unshare ... drover ARGS`: self.proc is unshare,
     self.host_pid is drover (PID 1 inside)."""
 
     def __init__(self, args, cwd, env, log_path, stdout_path):
-        self.args = args
-        self.log_path = log_path
-        self.stdout_path = stdout_path
-        self._out = open(stdout_path, "wb")
-        self._err = open(log_path, "wb")
-        self.proc = subprocess.Popen([*UNSHARE_ARGS, str(BIN), *args],
-                                     cwd=cwd, env=env,
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err)
-        self.urls = []
-        self.port = None
+        super().__init__(args, cwd, env, log_path, stdout_path,
+                         prefix=UNSHARE_ARGS)
         self.host_pid = None
 
     def wait_ready(self, timeout=10.0):

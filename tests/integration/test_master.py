@@ -14,27 +14,9 @@ import pytest
 import requests
 
 from conftest import SANITIZED
+from helpers import children, wait_for
 
 APPS = Path(__file__).resolve().parent / "pyapps"
-
-
-def children(pid):
-    """The pids of a process's children."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return set()
-    return {int(p) for p in text.split()}
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_workers(srv, n, timeout=10.0):

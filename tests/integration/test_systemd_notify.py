@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from test_master import children, get, serving_pid, wait_for
+from helpers import children, wait_for
+from test_master import get, serving_pid
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 
