@@ -259,7 +259,11 @@ static int worker_main(struct master *m, struct drv_slot *slot,
     w.master_pid = master_pid;
     w.max_requests = limit;
     drv_slot_store(&slot->heartbeat_ms, drv_now_ms());
-    __atomic_store_n(&slot->state, DRV_SLOT_READY, __ATOMIC_RELAXED);
+    /* BOOTING -> READY, unless the master has meanwhile told us to stop
+     * (then STOPPING stays, and the signal is waiting for the loop). */
+    uint32_t booting = DRV_SLOT_BOOTING;
+    __atomic_compare_exchange_n(&slot->state, &booting, DRV_SLOT_READY, false,
+                                __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     int status = drv_worker_run(&w);
     drv_info("Worker exiting (pid: %d)", (int)getpid());
     drv_scoreboard_free(&m->sb);
