@@ -21,11 +21,10 @@
  *     alarm that ends the process if the loop has not by then. A second
  *     signal ends it immediately.
  *
- * A reload stops accepting (new connections wait in the backlog for the
- * new image), gives connections accepted just before DRAIN to deliver
- * their request (a graceful stop closes a connection that has not sent
- * one yet as idle), then stops the worker with the listeners kept (the
- * requests in flight finish, idle connections close), then re-executes
+ * A reload stops the worker with the listeners kept (new connections wait
+ * in the backlog for the new image; requests in flight, and requests
+ * already sent on idle connections, are answered; idle connections
+ * close), then re-executes
  * drover in place. A fresh image is the only reliable re-import: it drops every
  * old module, C extension state and app thread. The time the reload began
  * crosses exec() in RELOAD_VAR, so the new image can say how long it took.
@@ -60,7 +59,6 @@
 
 #define SETTLE     0.1  /* quiet time that ends a burst of changes */
 #define SETTLE_MAX 1.0  /* reload after this long even if changes go on */
-#define DRAIN      0.1  /* time for just-accepted requests to arrive */
 #define RESCAN     1.0  /* period of the look for newly imported modules */
 #define MAX_DIRS   8192 /* directories one process watches at most */
 #define MAX_DEPTH  32   /* how deep a reload_extra_files directory is walked */
@@ -99,7 +97,6 @@ struct dev {
     bool warned_limit; /* the watch limit was hit (logged once) */
 
     ev_timer settle;
-    ev_timer drain;
     ev_timer rescan;
     ev_timer arm; /* first iteration: take SIGINT/SIGTERM over from libev */
     ev_signal sig_int, sig_term;
@@ -501,17 +498,7 @@ static void on_settle(struct ev_loop *loop, ev_timer *t, int revents)
     d->reloading = true;
     ev_io_stop(loop, &d->inotify);
     ev_timer_stop(loop, &d->rescan);
-    for (size_t k = 0; k < d->w.nlisteners; k++)
-        ev_io_stop(loop, &d->w.accepts[k].io);
-    ev_timer_set(&d->drain, DRAIN, 0.0);
-    ev_timer_start(loop, &d->drain);
-}
-
-static void on_drain(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop;
-    (void)revents;
-    drv_worker_stop(&drv_container_of(t, struct dev, drain)->w);
+    drv_worker_stop(&d->w);
 }
 
 static void on_rescan(struct ev_loop *loop, ev_timer *t, int revents)
@@ -530,7 +517,6 @@ static void on_loop_destroy(struct ev_loop *loop, ev_cleanup *c, int revents)
     struct dev *d = drv_container_of(c, struct dev, cleanup);
     ev_io_stop(loop, &d->inotify);
     ev_timer_stop(loop, &d->settle);
-    ev_timer_stop(loop, &d->drain);
     ev_timer_stop(loop, &d->rescan);
     ev_timer_stop(loop, &d->arm);
     ev_signal_stop(loop, &d->sig_int);
@@ -541,7 +527,6 @@ static void start_watchers(struct dev *d)
 {
     struct ev_loop *loop = d->w.loop;
     ev_init(&d->settle, on_settle);
-    ev_init(&d->drain, on_drain);
     ev_timer_init(&d->rescan, on_rescan, RESCAN, RESCAN);
     ev_io_init(&d->inotify, on_inotify, d->ifd, EV_READ);
     if (d->ifd >= 0) {
