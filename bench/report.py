@@ -6,8 +6,10 @@
 WORK_DIR is laid out by run.sh:
     meta/KEY                 run settings (mode, duration, threads, ...)
     peers/NAME/KEY           per-peer facts (group, ref, status, note, port,
-                             version, cmd, rss_idle, rss_after = "KB NPROCS")
+                             version, cmd, setup, app, path, keepalive,
+                             rss_idle, rss_after = "KB NPROCS")
     raw/NAME-roundN.txt      wrk --latency output of each measured round
+    raw/NAME-roundN.starved  connections never accepted during the round
 
 Writes RESULTS_DIR/latest.json, RESULTS_DIR/latest.txt and a copy of the
 JSON under RESULTS_DIR/history/. Standard library only.
@@ -90,6 +92,100 @@ def fmt_ratio(v):
     return "-" if v is None else "{:.2f}x".format(v)
 
 
+HEADER = ("server", "setup", "keep-alive", "requests/s", "p99", "p50", "RSS after", "procs",
+          "ratio req/s", "ratio p99", "")
+RIGHT = {3, 4, 5, 6, 7, 8, 9}
+
+
+def row(s, conns):
+    """One table row for server s."""
+    if s["status"] == "skipped":
+        return (s["name"], "skipped") + ("",) * (len(HEADER) - 2)
+    ref = s["reference"]
+    flag = []
+    if s.get("errors"):
+        flag.append("%d errors" % s["errors"])
+    if s.get("starved_connections"):
+        flag.append("starved %g/%d" % (s["starved_connections"], conns))
+    if s["status"] != "ok":
+        flag.append(s["status"])
+    return (
+        s["name"],
+        s.get("setup") or "",
+        s.get("keepalive") or "",
+        fmt_rps(s.get("requests_per_sec")),
+        fmt_ms(s.get("p99_ms")),
+        fmt_ms(s.get("p50_ms")),
+        fmt_kb(s.get("rss_kb_after")),
+        str(s.get("processes") or "-"),
+        "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_rps"]),
+        "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_p99"]),
+        ", ".join(flag),
+    )
+
+
+def render(meta, servers, by_name, ratios, rounds):
+    """The printed table: one section per group, then notes."""
+    lines = []
+    lines.append(
+        "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  "
+        "%s CPUs shared by wrk and servers"
+        % (meta["mode"], meta["threads"], meta["connections"], meta["duration"], rounds, meta["nproc"])
+    )
+    if meta.get("server_cpus") or meta.get("client_cpus"):
+        lines.append("pinning: servers on CPUs %s, wrk on CPUs %s"
+                     % (meta.get("server_cpus") or "any", meta.get("client_cpus") or "any"))
+    conns = int(meta["connections"])
+    groups = []
+    for s in servers:
+        if s["group"] not in groups:
+            groups.append(s["group"])
+    sections = []
+    for g in groups:
+        members = [s for s in servers if s["group"] == g]
+        app = members[0].get("app") or ""
+        if app not in ("", "-", "hello.so"):
+            app = "bench/apps/%s.py" % app
+        elif app == "hello.so":
+            app = "examples/hello.so"
+        title = "[%s] %s, wrk GET %s" % (g, app or "-", members[0].get("path") or "/")
+        sections.append((title, [row(s, conns) for s in members]))
+    all_rows = [r for _, rs in sections for r in rs]
+    widths = [max(len(str(r[i])) for r in all_rows + [HEADER]) for i in range(len(HEADER))]
+
+    def fmt_row(r):
+        cells = [str(c).rjust(w) if i in RIGHT else str(c).ljust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+
+    for title, rs in sections:
+        lines.append("")
+        lines.append(title)
+        lines.append(fmt_row(HEADER))
+        lines.append("  ".join("-" * w for w in widths).rstrip())
+        lines.extend(fmt_row(r) for r in rs)
+    lines.append("")
+    lines.append("ratio = reference (drover) / server: req/s > 1 means drover is faster; "
+                 "p99 < 1 means drover's p99 is lower.")
+    lines.append("keep-alive no: the server closes the connection after every response, "
+                 "so wrk reconnects for each request.")
+    if any(s.get("starved_connections") for s in servers):
+        lines.append("starved N/%d: N connections stayed unaccepted in the listen queue through "
+                     "the round (median); their requests never completed, so requests/s and "
+                     "latency describe only the connections that were served." % conns)
+    for key, v in ratios.items():
+        lines.append("%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"])))
+    for s in servers:
+        if s["status"] == "skipped":
+            lines.append("skipped %s: %s" % (s["name"], s["note"]))
+        elif s["status"] != "ok":
+            lines.append("FAILED %s: %s" % (s["name"], s["note"]))
+        ref = by_name.get(s["reference"])
+        if ref is not None and ref is not s and ref["status"] != "ok" and s["status"] == "ok":
+            lines.append("no ratio for %s: reference %s did not run" % (s["name"], ref["name"]))
+    return "\n".join(lines) + "\n"
+
+
 def main():
     work, results = sys.argv[1], sys.argv[2]
     meta_dir = os.path.join(work, "meta")
@@ -110,6 +206,10 @@ def main():
             "note": p("note"),
             "version": p("version"),
             "command": p("cmd"),
+            "setup": p("setup"),
+            "app": p("app"),
+            "path": p("path"),
+            "keepalive": p("keepalive"),
         }
         if s["status"] == "ok" or p("rss_after"):
             runs = []
@@ -124,6 +224,10 @@ def main():
             s["requests_per_sec"] = median(x["requests_per_sec"] for x in ok)
             s["p50_ms"] = median(x["p50_ms"] for x in ok)
             s["p99_ms"] = median(x["p99_ms"] for x in ok)
+            starved = [read(os.path.join(work, "raw", "%s-round%d.starved" % (name, r)))
+                       for r in range(1, rounds + 1)]
+            starved = [int(x) for x in starved if x.isdigit()]
+            s["starved_connections"] = median(starved) if starved else None
             s["errors"] = sum(sum(x["socket_errors"].values()) + x["non_2xx_3xx"] for x in ok)
             s["rss_kb_idle"], s["processes"] = rss_pair(p("rss_idle"))
             s["rss_kb_after"], n = rss_pair(p("rss_after"))
@@ -148,62 +252,7 @@ def main():
         }
 
     # ---- table
-    lines = []
-    lines.append(
-        "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  "
-        "%s CPUs shared by wrk and servers"
-        % (meta["mode"], meta["threads"], meta["connections"], meta["duration"], rounds, meta["nproc"])
-    )
-    if meta.get("server_cpus") or meta.get("client_cpus"):
-        lines.append("pinning: servers on CPUs %s, wrk on CPUs %s"
-                     % (meta.get("server_cpus") or "any", meta.get("client_cpus") or "any"))
-    header = ("server", "requests/s", "p99", "p50", "RSS after", "procs",
-              "ratio req/s", "ratio p99", "")
-    rows = []
-    for s in servers:
-        if s["status"] == "skipped":
-            rows.append((s["name"], "skipped", "", "", "", "", "", "", ""))
-            continue
-        ref = s["reference"]
-        flag = []
-        if s.get("errors"):
-            flag.append("%d errors" % s["errors"])
-        if s["status"] != "ok":
-            flag.append(s["status"])
-        rows.append((
-            s["name"],
-            fmt_rps(s.get("requests_per_sec")),
-            fmt_ms(s.get("p99_ms")),
-            fmt_ms(s.get("p50_ms")),
-            fmt_kb(s.get("rss_kb_after")),
-            str(s.get("processes") or "-"),
-            "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_rps"]),
-            "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_p99"]),
-            ", ".join(flag),
-        ))
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    right = {1, 2, 3, 4, 5, 6, 7}
-
-    def fmt_row(r):
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
-        return "  ".join(cells).rstrip()
-
-    lines.append(fmt_row(header))
-    lines.append("  ".join("-" * w for w in widths).rstrip())
-    lines.extend(fmt_row(r) for r in rows)
-    lines.append("ratio = reference (drover) / server: req/s > 1 means drover is faster; "
-                 "p99 < 1 means drover's p99 is lower.")
-    for key, v in ratios.items():
-        lines.append("%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"])))
-    for s in servers:
-        if s["status"] == "skipped":
-            lines.append("skipped %s: %s" % (s["name"], s["note"]))
-        elif s["status"] != "ok":
-            lines.append("FAILED %s: %s" % (s["name"], s["note"]))
-        ref = by_name.get(s["reference"])
-        if ref is not None and ref is not s and ref["status"] != "ok" and s["status"] == "ok":
-            lines.append("no ratio for %s: reference %s did not run" % (s["name"], ref["name"]))
-    text = "\n".join(lines) + "\n"
+    text = render(meta, servers, by_name, ratios, rounds)
     sys.stdout.write("\n" + text)
 
     # ---- files
@@ -229,6 +278,7 @@ def main():
             "aggregate": "median",
         },
         "pinning": {"server_cpus": meta.get("server_cpus") or None, "client_cpus": meta.get("client_cpus") or None},
+        "python_workers": int(meta.get("workers") or 0) or None,
         "servers": servers,
         "ratios": ratios,
     }

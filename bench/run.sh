@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # bench/run.sh: benchmark drover against peer servers with wrk, on loopback.
 #
-#   bench/run.sh [native|wsgi|all|PEER...]       (default: native)
+#   bench/run.sh [native|wsgi|flask|python|all|PEER...]   (default: native)
 #
 #   native  drover (build/examples/hello.so) vs nginx (return 200)
-#   wsgi    drover_wsgi (skipped, saying why, if drover lacks Python support),
-#           gunicorn, uwsgi, waitress, all on bench/apps/hello_wsgi.py
-#   all     both groups
-#   PEER... any of: drover nginx drover_wsgi gunicorn uwsgi waitress
+#   wsgi    bench/apps/hello_wsgi.py on drover, gunicorn (sync and gthread),
+#           uWSGI (--http11-socket, and --http-socket with Connection: close)
+#           and waitress; 2 workers each (waitress: 1 process)
+#   flask   the same servers on bench/apps/flask_app.py, wrk on GET /json
+#   python  wsgi + flask in one run (the comparison of issue 3)
+#   all     every group
+#   PEER... any peer name from PEER_TABLE below (drover, nginx, drover_wsgi,
+#           gunicorn, gunicorn_gthread_flask, ...)
 #
 # All peers are started side by side, warmed up, then measured in interleaved
 # rounds (order reversed every other round); the table shows the median round.
@@ -17,6 +21,8 @@
 #   BENCH_DURATION [10s]    wrk -d per round      BENCH_WARMUP [2s]  warm-up
 #   BENCH_CONNECTIONS [50]  wrk -c                BENCH_THREADS [2]  wrk -t
 #   BENCH_ROUNDS [3]        measured rounds per peer
+#   BENCH_WORKERS [2]       worker processes of each Python peer (not waitress)
+#   BENCH_GTHREAD_THREADS [4]  gunicorn gthread --threads
 #   BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS  taskset -c lists (unset: no pinning)
 #   BENCH_RESULTS_DIR [bench/results]     BENCH_KEEP_WORK=1 keeps the temp dir
 #   DROVER [build/drover]   BENCH_HELLO_SO [build/examples/hello.so]
@@ -35,6 +41,8 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 ROUNDS=${BENCH_ROUNDS:-3}
+WORKERS=${BENCH_WORKERS:-2}
+GTHREAD_THREADS=${BENCH_GTHREAD_THREADS:-4}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-}
 CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
 RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
@@ -45,40 +53,65 @@ START_TIMEOUT=${BENCH_START_TIMEOUT:-15}   # seconds for a server to answer
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-10}     # seconds before SIGKILL
 EXPECTED_BODY='Hello, World!'
 
-# Peer registry: name, group, reference peer its ratios are computed against.
-# To add a peer: add a line here and define peer_NAME_check (optional: print
-# why it cannot run and return 1 to skip it), peer_NAME_start (start it with
-# start_bg, set PORT[NAME]), peer_NAME_version (optional) and peer_NAME_stop
-# (optional; the default stops its whole session with SIGTERM, then SIGKILL).
+# Peer registry. One line per peer:
+#   name    unique; a command-line argument selects it
+#   group   native, wsgi, flask: selects peers together; ratios stay in a group
+#   ref     the drover peer its ratios are computed against
+#   kind    which peer_KIND_* functions start it (below)
+#   app     what it serves: hello.so, or a Python module in bench/apps
+#   path    the URL wrk loads (every app also answers GET / with the hello
+#           body, which is checked before measuring)
 PEER_TABLE="
-drover       native  drover
-nginx        native  drover
-drover_wsgi  wsgi    drover_wsgi
-gunicorn     wsgi    drover_wsgi
-uwsgi        wsgi    drover_wsgi
-waitress     wsgi    drover_wsgi
+drover                  native  drover        drover_native     hello.so    /
+nginx                   native  drover        nginx             -           /
+drover_wsgi             wsgi    drover_wsgi   drover_py         hello_wsgi  /
+gunicorn                wsgi    drover_wsgi   gunicorn_sync     hello_wsgi  /
+gunicorn_gthread        wsgi    drover_wsgi   gunicorn_gthread  hello_wsgi  /
+uwsgi                   wsgi    drover_wsgi   uwsgi_http11      hello_wsgi  /
+uwsgi_close             wsgi    drover_wsgi   uwsgi_close       hello_wsgi  /
+waitress                wsgi    drover_wsgi   waitress          hello_wsgi  /
+drover_flask            flask   drover_flask  drover_py         flask_app   /json
+gunicorn_flask          flask   drover_flask  gunicorn_sync     flask_app   /json
+gunicorn_gthread_flask  flask   drover_flask  gunicorn_gthread  flask_app   /json
+uwsgi_flask             flask   drover_flask  uwsgi_http11      flask_app   /json
+uwsgi_close_flask       flask   drover_flask  uwsgi_close       flask_app   /json
+waitress_flask          flask   drover_flask  waitress          flask_app   /json
 "
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 2; }
+source "$BENCH_DIR/lib.sh"
 
-peer_field() {  # peer_field NAME COLUMN(2=group,3=ref)
+peer_field() {  # peer_field NAME COLUMN (2 group, 3 ref, 4 kind, 5 app, 6 path)
     awk -v n="$1" -v c="$2" '$1 == n { print $c }' <<<"$PEER_TABLE"
 }
 
+# peer_call NAME ACTION: run peer_KIND_ACTION NAME APP if it is defined
+# (status 127 when it is not).
+peer_call() {
+    local kind
+    kind=$(peer_field "$1" 4)
+    declare -F "peer_${kind}_$2" >/dev/null || return 127
+    "peer_${kind}_$2" "$1" "$(peer_field "$1" 5)"
+}
+peer_has() { declare -F "peer_$(peer_field "$1" 4)_$2" >/dev/null; }
+
 # ---------------------------------------------------------------- arguments
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
 [ $# -eq 0 ] && set -- native
 MODE=$*
 SELECTED=()
+select_group() {
+    local group
+    mapfile -t group < <(awk -v g="$1" '$2 == g { print $1 }' <<<"$PEER_TABLE")
+    SELECTED+=("${group[@]}")
+}
 for arg in "$@"; do
     case $arg in
     -h|--help) usage; exit 0 ;;
-    all) mapfile -t group < <(awk 'NF { print $1 }' <<<"$PEER_TABLE"); SELECTED+=("${group[@]}") ;;
+    all) for g in native wsgi flask; do select_group "$g"; done ;;
+    python) select_group wsgi; select_group flask ;;
     *)  arg=${arg//-/_}
-        mapfile -t group < <(awk -v g="$arg" '$2 == g { print $1 }' <<<"$PEER_TABLE")
-        if [ ${#group[@]} -gt 0 ]; then
-            SELECTED+=("${group[@]}")                     # a group: native, wsgi
+        if [ -n "$(awk -v g="$arg" '$2 == g { print $1; exit }' <<<"$PEER_TABLE")" ]; then
+            select_group "$arg"                           # a group: native, wsgi, flask
         elif [ -n "$(peer_field "$arg" 1)" ]; then
             SELECTED+=("$arg")                            # one peer
         else
@@ -95,12 +128,13 @@ for p in "${SELECTED[@]}"; do
 done
 
 case $ROUNDS in ''|*[!0-9]*|0) die "BENCH_ROUNDS must be a positive integer" ;; esac
-case $THREADS$CONNECTIONS in *[!0-9]*) die "BENCH_THREADS/BENCH_CONNECTIONS must be integers" ;; esac
+case $WORKERS in ''|*[!0-9]*|0) die "BENCH_WORKERS must be a positive integer" ;; esac
+case $THREADS$CONNECTIONS$GTHREAD_THREADS in *[!0-9]*) die "BENCH_THREADS/BENCH_CONNECTIONS/BENCH_GTHREAD_THREADS must be integers" ;; esac
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "BENCH_CONNECTIONS must be >= BENCH_THREADS"
 command -v "$WRK" >/dev/null || die "wrk not found (tools/install-deps.sh bench)"
 [ -x "$PY" ] || die "$PY not found (set BENCH_PYTHON)"
 command -v setsid >/dev/null || die "setsid not found (util-linux)"
-HAVE_CURL=0; command -v curl >/dev/null && HAVE_CURL=1
+HAVE_SS=0; command -v ss >/dev/null && HAVE_SS=1
 
 SERVER_PIN=(); CLIENT_PIN=()
 [ -z "$SERVER_CPUS" ] || SERVER_PIN=(taskset -c "$SERVER_CPUS")
@@ -108,66 +142,15 @@ SERVER_PIN=(); CLIENT_PIN=()
 
 # ------------------------------------------------------------ process control
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/drover-bench.XXXXXX")
-declare -A PID=() PORT=()
-STARTED=()
-
-setp() {  # setp NAME KEY VALUE: record one fact about a peer for report.py
-    mkdir -p "$WORK/peers/$1"
-    printf '%s' "$3" >"$WORK/peers/$1/$2"
-}
-setm() { mkdir -p "$WORK/meta"; printf '%s' "$2" >"$WORK/meta/$1"; }
-
-# start_bg NAME CMD...: run CMD in a new session (so that its workers can be
-# signalled as a group), output to $WORK/NAME.log.
-start_bg() {
-    local name=$1; shift
-    setsid ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-    PID[$name]=$!
-    STARTED+=("$name")
-    setp "$name" cmd "$*"
-}
-
-alive() { kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null; }
-
-# stop_session PID: SIGTERM the session's process group, SIGKILL after
-# STOP_TIMEOUT, then reap.
-stop_session() {
-    local pid=$1 i
-    alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "$pid did not stop in ${STOP_TIMEOUT}s; killing"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-stop_peer() {
-    local name=$1
-    local t0=$SECONDS
-    [ -n "${PID[$name]:-}" ] || return 0
-    if declare -F "peer_${name}_stop" >/dev/null; then
-        "peer_${name}_stop" || true
-    fi
-    stop_session "${PID[$name]}"
-    unset "PID[$name]"
-    ((SECONDS - t0 < 2)) || say "stopping $name took $((SECONDS - t0))s"
-}
 
 cleanup() {
-    local rc=$? i
+    local rc=$?
     trap - EXIT INT TERM HUP
     if [ -n "${WRK_PID:-}" ]; then
         kill -TERM "$WRK_PID" 2>/dev/null || true
         wait "$WRK_PID" 2>/dev/null || true
     fi
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        stop_peer "${STARTED[i]}"
-    done
+    stop_all
     if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then
         say "kept work dir $WORK"
     else
@@ -179,60 +162,37 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_log_port NAME: the port from a gunicorn-style "Listening at:" log line.
-wait_log_port() {
-    local name=$1 i port
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        port=$(sed -n 's|.*Listening at: http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
-            "$WORK/$name.log" 2>/dev/null | head -n 1)
-        [ -n "$port" ] && { echo "$port"; return 0; }
-        alive "${PID[$name]}" || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-fetch() {  # fetch URL: print the body, fail on error
-    if [ "$HAVE_CURL" = 1 ]; then
-        curl -fsS --max-time 2 "$1"
-    else
-        "$PY" -c 'import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"
-    fi
-}
-
-# wait_ready NAME: until the server answers GET / with the hello body.
-wait_ready() {
-    local name=$1 i body=""
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        alive "${PID[$name]}" || return 1
-        body=$(fetch "http://127.0.0.1:${PORT[$name]}/" 2>/dev/null) || body=""
-        [ "$body" = "$EXPECTED_BODY" ] && return 0
-        sleep 0.1
-    done
-    [ -z "$body" ] || say "$name answered an unexpected body: $body"
-    return 1
-}
+lock_results
 
 # rss NAME: "KB PROCESSES" summed over the peer's session (master + workers).
 rss() {
     ps -e -o sid=,rss= | awk -v s="${PID[$1]}" '$1 == s { kb += $2; n++ } END { print kb + 0, n + 0 }'
 }
 
+# unaccepted PORT: client address:port of every established connection to
+# PORT that no process has accept()ed yet (it waits in the listen queue).
+unaccepted() {
+    ss -tnpH state established "( sport = :$1 )" 2>/dev/null | awk '!/users:/ { print $4 }' | sort
+}
+
 # ------------------------------------------------------------------- peers
-# drover, native hello app. Port 0: drover picks a free port and logs it.
-peer_drover_check() {
+# Each kind defines peer_KIND_start NAME APP (start it with start_bg NAME,
+# set PORT[NAME] and setp NAME setup "short description"), and optionally
+# peer_KIND_check NAME APP (print why it cannot run, return 1 to skip; runs
+# in a subshell, so it must not set variables), peer_KIND_version and
+# peer_KIND_logs.
+
+# drover, native hello app, default settings (one worker). Port 0: drover
+# picks a free port and logs it.
+peer_drover_native_check() {
     [ -x "$DROVER" ] || { echo "$DROVER missing; build it: cmake -S . -B build && cmake --build build -j2"; return 1; }
     [ -f "$HELLO_SO" ] || { echo "$HELLO_SO missing; build it: cmake --build build -j2"; return 1; }
 }
-peer_drover_version() { "$DROVER" --version 2>&1 | head -n 1; }
-peer_drover_start() {
-    start_bg drover "$DROVER" --bind 127.0.0.1:0 "$HELLO_SO:hello_app"
-    PORT[drover]=$(wait_log_port drover) || return 1
+peer_drover_native_version() { "$DROVER" --version 2>&1 | head -n 1; }
+peer_drover_native_start() {
+    start_bg "$1" "$DROVER" --bind 127.0.0.1:0 "$HELLO_SO:hello_app"
+    setp "$1" setup "1 worker (default)"
+    PORT[$1]=$(wait_log_port "$1") || return 1
 }
 
 # nginx (Debian nginx-light), private prefix, non-daemon, one worker.
@@ -244,89 +204,134 @@ peer_nginx_check() {
 }
 peer_nginx_version() { "$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'; }
 peer_nginx_start() {
-    local prefix=$WORK/nginx port
+    local prefix=$WORK/$1 port
     port=$(free_port)
     mkdir -p "$prefix/logs" "$prefix/tmp"
     sed -e "s|@PORT@|$port|g" -e "s|@PREFIX@|$prefix|g" \
         "$BENCH_DIR/nginx.conf.in" >"$prefix/nginx.conf"
-    start_bg nginx "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log"
-    PORT[nginx]=$port
+    start_bg "$1" "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log"
+    setp "$1" setup "1 worker process"
+    PORT[$1]=$port
 }
-peer_nginx_logs() { cat "$WORK/nginx/logs/error.log" 2>/dev/null || true; }
+peer_nginx_logs() { cat "$WORK/$1/logs/error.log" 2>/dev/null || true; }
 
-# drover serving the WSGI app; skipped (not failed) until Python is built in.
-peer_drover_wsgi_check() {
+# python_check APP: the Python app can be imported by $PY (Flask installed).
+python_check() {
+    PYTHONPATH="$APPS" "$PY" -c "import $1" 2>/dev/null || {
+        echo "$PY cannot import $1 (Flask: python3-flask)"; return 1; }
+}
+
+# drover serving a Python app through its embedded CPython: master + WORKERS
+# workers, preload (the default), keep-alive (the default, 2 s idle).
+peer_drover_py_check() {
     local out
-    peer_drover_check || return 1
-    if ! out=$(PYTHONPATH="$APPS" "$DROVER" --check-config --bind 127.0.0.1:0 hello_wsgi:app 2>&1); then
+    [ -x "$DROVER" ] || { echo "$DROVER missing; build it: cmake -S . -B build && cmake --build build -j2"; return 1; }
+    if ! out=$(PYTHONPATH="$APPS" "$DROVER" --check-config --bind 127.0.0.1:0 "$2:app" 2>&1); then
         case $out in
-        *"not supported"*) echo "drover's Python (WSGI) support is not built yet ($out)" ;;
-        *) echo "drover --check-config hello_wsgi:app failed: $out" ;;
+        *"not supported"*) echo "drover's Python (WSGI) support is not built ($out)" ;;
+        *) echo "drover --check-config $2:app failed: $out" ;;
         esac
         return 1
     fi
 }
-peer_drover_wsgi_version() { peer_drover_version; }
-peer_drover_wsgi_start() {
-    start_bg drover_wsgi env PYTHONPATH="$APPS" "$DROVER" --bind 127.0.0.1:0 hello_wsgi:app
-    PORT[drover_wsgi]=$(wait_log_port drover_wsgi) || return 1
+peer_drover_py_version() { peer_drover_native_version; }
+peer_drover_py_start() {
+    start_bg "$1" env PYTHONPATH="$APPS" "$DROVER" --workers "$WORKERS" --bind 127.0.0.1:0 "$2:app"
+    setp "$1" setup "$WORKERS workers, preload"
+    PORT[$1]=$(wait_log_port "$1") || return 1
 }
 
-# gunicorn: master + 1 sync worker (drover's model; sync workers close the
-# connection after each response, so wrk reconnects every request).
-peer_gunicorn_check() {
+# gunicorn sync: master + WORKERS sync workers. The sync worker closes the
+# connection after each response, so wrk reconnects for every request.
+peer_gunicorn_sync_check() {
     "$PY" -c 'import gunicorn' 2>/dev/null || { echo "gunicorn not importable by $PY"; return 1; }
+    python_check "$2"
 }
-peer_gunicorn_version() { "$PY" -m gunicorn --version 2>&1 | head -n 1; }
-peer_gunicorn_start() {
-    PORT[gunicorn]=$(free_port)
-    start_bg gunicorn "$PY" -m gunicorn --workers 1 --bind "127.0.0.1:${PORT[gunicorn]}" \
-        --chdir "$APPS" --log-level warning hello_wsgi:app
+peer_gunicorn_sync_version() { "$PY" -m gunicorn --version 2>&1 | head -n 1; }
+peer_gunicorn_sync_start() {
+    PORT[$1]=$(free_port)
+    start_bg "$1" "$PY" -m gunicorn --workers "$WORKERS" --bind "127.0.0.1:${PORT[$1]}" \
+        --chdir "$APPS" --log-level warning "$2:app"
+    setp "$1" setup "$WORKERS sync workers"
 }
 
-# uWSGI: master + 1 process, 1 thread, its native HTTP parser (--http-socket,
-# no router process). --http-socket closes the connection after each response
-# without saying so, which wrk counts as a read error; "Connection: close"
-# makes that explicit (like gunicorn). --http11-socket (keep-alive) is not
-# used: one single-threaded worker then serves one connection at a time and
-# starves the other 49. --die-on-term: SIGTERM stops it instead of reloading.
-peer_uwsgi_check() {
+# gunicorn gthread: master + WORKERS workers x GTHREAD_THREADS threads,
+# keep-alive (its default, 2 s).
+peer_gunicorn_gthread_check() { peer_gunicorn_sync_check "$@"; }
+peer_gunicorn_gthread_version() { peer_gunicorn_sync_version; }
+peer_gunicorn_gthread_start() {
+    PORT[$1]=$(free_port)
+    start_bg "$1" "$PY" -m gunicorn --workers "$WORKERS" --worker-class gthread \
+        --threads "$GTHREAD_THREADS" --bind "127.0.0.1:${PORT[$1]}" \
+        --chdir "$APPS" --log-level warning "$2:app"
+    setp "$1" setup "$WORKERS gthread workers x $GTHREAD_THREADS threads"
+}
+
+# uWSGI: master + WORKERS processes x 1 thread, its native HTTP parser (no
+# router process). --die-on-term: SIGTERM stops it instead of reloading.
+#   uwsgi_http11  --http11-socket: keep-alive. A worker keeps reading from its
+#                 connection until the client goes idle (socket-timeout, 4 s),
+#                 so under wrk each worker serves ONE connection for the whole
+#                 run and the others wait in the listen queue: see "starved"
+#                 in the report. Their requests never complete, so wrk leaves
+#                 them out of requests/s and latency.
+#   uwsgi_close   --http-socket: closes the connection after each response
+#                 (like gunicorn sync); "Connection: close" is added so that
+#                 wrk does not count the closes as read errors.
+uwsgi_check() {
     command -v uwsgi >/dev/null || { echo "uwsgi not found (tools/install-deps.sh bench)"; return 1; }
     [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || { echo "uwsgi python3 plugin missing (uwsgi-plugin-python3)"; return 1; }
+    python_check "$1"
 }
-peer_uwsgi_version() { echo "uWSGI $(uwsgi --version 2>&1 | head -n 1)"; }
-peer_uwsgi_start() {
-    PORT[uwsgi]=$(free_port)
-    start_bg uwsgi uwsgi --plugin python3 --master --processes 1 --threads 1 \
-        --http-socket "127.0.0.1:${PORT[uwsgi]}" --add-header "Connection: close" \
-        --chdir "$APPS" \
-        --wsgi-file hello_wsgi.py --callable app --need-app \
+uwsgi_version() { echo "uWSGI $(uwsgi --version 2>&1 | head -n 1)"; }
+uwsgi_start() {  # uwsgi_start NAME APP SOCKET-OPTION [EXTRA...]
+    local name=$1 app=$2 opt=$3; shift 3
+    PORT[$name]=$(free_port)
+    start_bg "$name" uwsgi --plugin python3 --master --processes "$WORKERS" --threads 1 \
+        "$opt" "127.0.0.1:${PORT[$name]}" "$@" \
+        --chdir "$APPS" --wsgi-file "$app.py" --callable app --need-app \
         --die-on-term --disable-logging
 }
+peer_uwsgi_http11_check() { uwsgi_check "$2"; }
+peer_uwsgi_http11_version() { uwsgi_version; }
+peer_uwsgi_http11_start() {
+    uwsgi_start "$1" "$2" --http11-socket
+    setp "$1" setup "$WORKERS processes, --http11-socket"
+}
+peer_uwsgi_close_check() { uwsgi_check "$2"; }
+peer_uwsgi_close_version() { uwsgi_version; }
+peer_uwsgi_close_start() {
+    uwsgi_start "$1" "$2" --http-socket --add-header "Connection: close"
+    setp "$1" setup "$WORKERS processes, --http-socket"
+}
 
-# waitress: one process, its default 4 threads.
+# waitress: ONE process (it has no worker processes), its default 4 threads,
+# keep-alive.
 peer_waitress_check() {
     "$PY" -c 'import waitress' 2>/dev/null || { echo "waitress not importable by $PY (python3-waitress)"; return 1; }
+    python_check "$2"
 }
 peer_waitress_version() {
     "$PY" -c 'from importlib.metadata import version; print("waitress", version("waitress"))' 2>/dev/null || echo waitress
 }
 peer_waitress_start() {
-    PORT[waitress]=$(free_port)
-    start_bg waitress env PYTHONPATH="$APPS" "$PY" -m waitress \
-        --listen="127.0.0.1:${PORT[waitress]}" hello_wsgi:app
+    PORT[$1]=$(free_port)
+    start_bg "$1" env PYTHONPATH="$APPS" "$PY" -m waitress \
+        --listen="127.0.0.1:${PORT[$1]}" "$2:app"
+    setp "$1" setup "1 process, 4 threads (default)"
 }
 
 # -------------------------------------------------------------------- run
-dur_seconds() {  # rough seconds in a wrk duration (10s, 1m, 30)
+dur_ms() {  # milliseconds in a wrk duration (500ms, 10s, 1m, 30)
     case $1 in
-    *ms) echo 1 ;;
-    *s) echo "${1%s}" ;;
-    *m) echo $((${1%m} * 60)) ;;
-    *h) echo $((${1%h} * 3600)) ;;
-    *) echo "$1" ;;
+    *ms) echo "${1%ms}" ;;
+    *s) echo $((${1%s} * 1000)) ;;
+    *m) echo $((${1%m} * 60000)) ;;
+    *h) echo $((${1%h} * 3600000)) ;;
+    *) echo $(($1 * 1000)) ;;
     esac
 }
+msleep() { sleep "$(awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }')"; }
 
 setm mode "$MODE"
 setm peers "${PEERS[*]}"
@@ -335,6 +340,7 @@ setm warmup "$WARMUP"
 setm connections "$CONNECTIONS"
 setm threads "$THREADS"
 setm rounds "$ROUNDS"
+setm workers "$WORKERS"
 setm server_cpus "$SERVER_CPUS"
 setm client_cpus "$CLIENT_CPUS"
 setm wrk_version "$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
@@ -358,47 +364,61 @@ FAILED=0
 for name in "${PEERS[@]}"; do
     setp "$name" group "$(peer_field "$name" 2)"
     setp "$name" ref "$(peer_field "$name" 3)"
-    if declare -F "peer_${name}_check" >/dev/null; then
-        if ! why=$("peer_${name}_check" 2>&1); then
+    setp "$name" app "$(peer_field "$name" 5)"
+    setp "$name" path "$(peer_field "$name" 6)"
+    if peer_has "$name" check; then
+        if ! why=$(peer_call "$name" check 2>&1); then
             say "skipping $name: $why"
             setp "$name" status skipped
             setp "$name" note "$why"
             continue
         fi
     fi
-    if declare -F "peer_${name}_version" >/dev/null; then
-        setp "$name" version "$("peer_${name}_version" 2>/dev/null || true)"
-    fi
-    if "peer_${name}_start" && wait_ready "$name"; then
-        say "$name: pid ${PID[$name]}, http://127.0.0.1:${PORT[$name]}/"
+    setp "$name" version "$(peer_call "$name" version 2>/dev/null || true)"
+    path=$(peer_field "$name" 6)
+    if peer_call "$name" start && wait_ready "$name" &&
+        fetch "http://127.0.0.1:${PORT[$name]}$path" >/dev/null; then
+        say "$name: pid ${PID[$name]}, http://127.0.0.1:${PORT[$name]}$path"
         setp "$name" status ok
         setp "$name" port "${PORT[$name]}"
+        setp "$name" keepalive "$(keepalive "${PORT[$name]}" "$path")"
         setp "$name" rss_idle "$(rss "$name")"
         RUNNING+=("$name")
     else
         say "$name failed to start; its log:"
         sed 's/^/    /' "$WORK/$name.log" >&2 2>/dev/null || true
-        declare -F "peer_${name}_logs" >/dev/null && "peer_${name}_logs" | sed 's/^/    /' >&2
+        peer_call "$name" logs 2>/dev/null | sed 's/^/    /' >&2 || true
         setp "$name" status failed
-        setp "$name" note "did not start or answer GET / with '$EXPECTED_BODY'"
+        setp "$name" note "did not start, or did not answer GET / with '$EXPECTED_BODY' and GET $path with 2xx"
         FAILED=1
         stop_peer "$name"
     fi
 done
 
 if [ ${#RUNNING[@]} -gt 0 ]; then
-    est=$(( (${#RUNNING[@]} * (ROUNDS * $(dur_seconds "$DURATION") + $(dur_seconds "$WARMUP"))) ))
+    est=$(( ${#RUNNING[@]} * (ROUNDS * $(dur_ms "$DURATION") + $(dur_ms "$WARMUP")) / 1000 ))
     say "measuring ${RUNNING[*]}: about ${est}s"
 fi
 
-# run_wrk NAME DURATION OUTFILE. wrk runs in the background and we `wait`
-# for it, so that a signal to this script runs the trap at once.
+# run_wrk NAME DURATION OUTFILE [STARVED-FILE]. wrk runs in the background
+# and we `wait` for it, so that a signal to this script runs the trap at once.
+# With STARVED-FILE, the connections that sit unaccepted in the listen queue
+# at both 30 % and 70 % of the run (the same client ports: never served in
+# between) are counted into it.
 WRK_PID=
 run_wrk() {
-    local rc=0
+    local rc=0 ms a b
     ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$CONNECTIONS" -d "$2" \
-        "http://127.0.0.1:${PORT[$1]}/" </dev/null >"$3" 2>&1 &
+        "http://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)" </dev/null >"$3" 2>&1 9>&- &
     WRK_PID=$!
+    if [ -n "${4:-}" ] && [ "$HAVE_SS" = 1 ]; then
+        ms=$(dur_ms "$2")
+        msleep $((ms * 3 / 10))
+        a=$(unaccepted "${PORT[$1]}")
+        msleep $((ms * 4 / 10))
+        b=$(unaccepted "${PORT[$1]}")
+        comm -12 <(printf '%s\n' "$a" | sed '/^$/d') <(printf '%s\n' "$b" | sed '/^$/d') | wc -l >"$4"
+    fi
     wait "$WRK_PID" || rc=$?
     WRK_PID=
     return "$rc"
@@ -421,8 +441,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
             echo "server died" >"$out"
             continue
         fi
-        run_wrk "$name" "$DURATION" "$out" || say "$name: wrk exited $? in round $r"
-        say "round $r/$ROUNDS $name: $(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$out") req/s, p99 $(awk '$1 == "99%" { print $2 }' "$out")"
+        run_wrk "$name" "$DURATION" "$out" "$WORK/raw/$name-round$r.starved" ||
+            say "$name: wrk exited $? in round $r"
+        errs=$(grep -E 'Socket errors|Non-2xx' "$out" | tr -s ' \n' ' ' || true)
+        starved=$(cat "$WORK/raw/$name-round$r.starved" 2>/dev/null || true)
+        say "round $r/$ROUNDS $name: $(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$out") req/s, p99 $(awk '$1 == "99%" { print $2 }' "$out")${errs:+; $errs}${starved:+; starved $starved}"
     done
 done
 for name in ${RUNNING[@]+"${RUNNING[@]}"}; do
@@ -437,7 +460,7 @@ done
 setm finished_at "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # Stop the servers before reporting, then keep the raw wrk output.
-for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_peer "${STARTED[i]}"; done
+stop_all
 for name in ${STARTED[@]+"${STARTED[@]}"}; do cp "$WORK/$name.log" "$WORK/raw/$name.log" 2>/dev/null || true; done
 
 mkdir -p "$RESULTS_DIR"
