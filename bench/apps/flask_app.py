@@ -14,7 +14,6 @@ No templates, no database: what is measured is the server plus Flask's own
 request handling (routing, request/response objects, JSON encoding).
 """
 
-
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)
