@@ -383,10 +383,11 @@ static void reap(struct master *m)
             continue;
         }
         log_death(slot, wstatus);
-        bool booting = slot->state == DRV_SLOT_BOOTING;
-        if (booting && WIFEXITED(wstatus) &&
-            WEXITSTATUS(wstatus) == DRV_EXIT_BOOT &&
-            slot->generation == m->generation) {
+        bool boot_failed = (slot->state == DRV_SLOT_BOOTING &&
+                            WIFEXITED(wstatus) &&
+                            WEXITSTATUS(wstatus) == DRV_EXIT_BOOT) ||
+                           slot->timed_out == 2;
+        if (boot_failed && slot->generation == m->generation) {
             m->boot_failures++;
             m->failed_ms = drv_now_ms();
         }
@@ -402,8 +403,22 @@ static void check_timeouts(struct master *m)
     for (size_t i = 0; i < m->sb.nslots; i++) {
         struct drv_slot *slot = &m->sb.slots[i];
         uint32_t st = slot_state(slot);
-        if (st == DRV_SLOT_FREE || st == DRV_SLOT_BOOTING)
+        if (st == DRV_SLOT_FREE)
             continue;
+        if (st == DRV_SLOT_BOOTING) {
+            /* An import that hangs (a database that does not answer)
+             * must not hold the slot for ever: timeout covers boot too,
+             * as in gunicorn. Signals are blocked while a worker boots:
+             * SIGKILL follows. */
+            if (limit && !slot->timed_out && now - slot->started_ms > limit) {
+                drv_critical("WORKER TIMEOUT (pid: %d): worker %u did not "
+                             "boot in %.1f s", slot->pid, slot->number,
+                             (double)(now - slot->started_ms) / 1000);
+                slot->timed_out = 2;
+                stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+            }
+            continue;
+        }
         /* A worker forked after the last boot failure made it. */
         if (st == DRV_SLOT_READY && slot->generation == m->generation &&
             slot->started_ms >= m->failed_ms)

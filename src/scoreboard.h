@@ -43,7 +43,7 @@ struct drv_slot {
     uint32_t generation; /* reload count of the master that forked it */
     uint32_t state;      /* enum drv_slot_state */
     uint32_t number;     /* worker number shown in logs and titles */
-    uint32_t timed_out;  /* SIGABRT sent for a timeout */
+    uint32_t timed_out;  /* SIGABRT sent for a timeout: 1 serving, 2 booting */
     uint32_t shutdown;   /* the whole server stops: see drv_worker_stop */
     uint64_t kill_at_ms; /* SIGKILL deadline once told to stop, 0 = none */
     uint64_t started_ms;

@@ -380,3 +380,15 @@ def test_hup_rereads_the_configuration_file(drover, tmp_path):
     srv.wait_log(r"Reload failed")
     assert len(children(srv.pid)) == 3
     assert get(srv, "/")[0] == 200
+
+
+def test_a_worker_whose_import_hangs_is_killed_after_the_timeout(drover,
+                                                                   tmp_path):
+    (tmp_path / "hangs.py").write_text("import time\ntime.sleep(60)\n")
+    srv = drover("-w", "1", "--no-preload", "--timeout", "1", "hangs:app",
+                 cwd=tmp_path, ready=False)
+    srv.wait_log(r"WORKER TIMEOUT \(pid: \d+\): worker 1 did not boot in 1\.\d s",
+                 timeout=10)
+    # Counted as boot failures: no endless cycle of hung imports.
+    assert srv.proc.wait(20) == 3
+    assert "failed to boot 3 times" in srv.log
