@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "accesslog.h"
 #include "address.h"
 #include "app.h"
+#include "buf.h"
 #include "dev.h"
 #include "listener.h"
 #include "log.h"
@@ -68,6 +70,29 @@ static int open_logs(struct server *srv, char *err, size_t errlen)
     return drv_accesslog_open(srv->accesslog, s->accesslog, err, errlen);
 }
 
+/* A unix socket we bound before a reload is still ours to unlink at the
+ * final stop: adopted sockets whose path a unix: bind names are marked so
+ * (a socket passed in by systemd is not). */
+static void reclaim_unix_paths(struct server *srv)
+{
+    const struct drv_strlist *bind = &srv->s.bind;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct drv_listener *l = &srv->listeners[i];
+        if (l->family != AF_UNIX || l->unix_path ||
+            strncmp(l->name, "unix:", 5) != 0)
+            continue;
+        for (size_t k = 0; k < bind->n; k++) {
+            struct drv_addr a;
+            char why[256];
+            if (drv_addr_parse(bind->v[k], &a, why, sizeof(why)) == 0 &&
+                a.kind == DRV_ADDR_UNIX && strcmp(a.path, l->name + 5) == 0) {
+                l->unix_path = drv_xstrdup(a.path);
+                break;
+            }
+        }
+    }
+}
+
 static int open_listeners(struct server *srv, char *err, size_t errlen)
 {
     /* After a re-exec (reload) the sockets we had are adopted, not bound. */
@@ -88,6 +113,8 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
         rc = drv_listeners_open(addrs, bind->n, srv->s.backlog,
                                 &srv->listeners, &srv->nlisteners, err, errlen);
     free(addrs);
+    if (rc == 0 && inherited.v)
+        reclaim_unix_paths(srv);
     for (size_t i = 0; i < inherited.n; i++)
         free(inherited.v[i]);
     free(inherited.v);

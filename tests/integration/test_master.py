@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import SANITIZED
-from helpers import children, wait_for
+from helpers import RawConn, children, request, wait_for
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 
@@ -392,3 +392,24 @@ def test_a_worker_whose_import_hangs_is_killed_after_the_timeout(drover,
     # Counted as boot failures: no endless cycle of hung imports.
     assert srv.proc.wait(20) == 3
     assert "failed to boot 3 times" in srv.log
+
+
+def test_a_unix_socket_survives_reload_and_is_removed_at_stop(drover,
+                                                              tmp_path):
+    path = tmp_path / "drover.sock"
+    srv = drover("-w", "1", "--bind", f"unix:{path}", "master_app:app",
+                 cwd=APPS)
+    old = wait_workers(srv, 1)
+
+    def status_via_socket():
+        with RawConn(unix=path) as c:
+            c.send(request("GET", "/"))
+            return c.read_response().status
+
+    assert status_via_socket() == 200
+    srv.kill(signal.SIGHUP)
+    wait_for(lambda: len(children(srv.pid)) == 1 and
+             not (children(srv.pid) & old), what="the new worker")
+    assert status_via_socket() == 200
+    assert srv.stop() == 0
+    assert not path.exists()
