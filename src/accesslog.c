@@ -134,6 +134,13 @@ int drv_accesslog_open(struct drv_accesslog *log, const char *path, char *err,
     return 0;
 }
 
+int drv_accesslog_chown(struct drv_accesslog *log, uid_t uid, gid_t gid)
+{
+    if (log->path && fchown(log->fd, uid, gid) != 0)
+        return -errno;
+    return 0;
+}
+
 int drv_accesslog_reopen(struct drv_accesslog *log)
 {
     if (!log->path)

@@ -48,6 +48,10 @@ int drv_accesslog_open(struct drv_accesslog *log, const char *path, char *err,
 /* Reopen the file (log rotation). Returns 0 or -errno. */
 int drv_accesslog_reopen(struct drv_accesslog *log);
 
+/* Hand the log file (if it is one) to the workers' user (see
+ * drv_log_chown). Returns 0 or -errno. */
+int drv_accesslog_chown(struct drv_accesslog *log, uid_t uid, gid_t gid);
+
 /* Append one formatted line, with its newline, to out. */
 void drv_accesslog_format(const struct drv_accesslog *log,
                           const struct drv_access_entry *e,

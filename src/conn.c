@@ -35,8 +35,8 @@
 #include "app.h"
 #include "log.h"
 #include "proxy.h"
-#include "scoreboard.h"
 #include "response.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 enum conn_state { C_READING, C_WRITING, C_LINGER };

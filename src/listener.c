@@ -27,6 +27,7 @@
 
 #include "buf.h"
 
+/* TCP_DEFER_ACCEPT: how long the kernel holds a silent connection. */
 #define DEFER_ACCEPT_SECONDS 1
 #include "log.h"
 #include "notify.h"
@@ -105,7 +106,7 @@ static int open_tcp(const struct drv_addr *a, int backlog,
         int defer = DEFER_ACCEPT_SECONDS;
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
         *ls = drv_xrealloc(*ls, (*n + 1) * sizeof(**ls));
-        (*ls)[*n] = (struct drv_listener){.fd = fd};
+        (*ls)[*n] = (struct drv_listener){.fd = fd, .owned = true};
         describe(&(*ls)[(*n)++]);
         continue;
     fail:
@@ -155,7 +156,8 @@ static int open_unix(const struct drv_addr *a, int backlog,
     call = "listen";
     if (listen(fd, backlog) != 0)
         goto fail;
-    *l = (struct drv_listener){.fd = fd, .unix_path = drv_xstrdup(a->path)};
+    *l = (struct drv_listener){.fd = fd, .owned = true,
+                               .unix_path = drv_xstrdup(a->path)};
     describe(l);
     return 0;
 fail:

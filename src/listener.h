@@ -30,6 +30,8 @@ struct drv_listener {
     char host[64];   /* numeric address the socket is bound to */
     int port;        /* actual port (after binding port 0) */
     char *unix_path; /* to unlink at shutdown; NULL if not ours */
+    bool owned;      /* bound by drover (now or before a reload), not passed
+                        in by systemd or fd://: ours to shut down */
 };
 
 /*

@@ -47,6 +47,13 @@ int drv_log_open(const char *path, enum drv_loglevel level, char *err,
     return 0;
 }
 
+int drv_log_chown(uid_t uid, gid_t gid)
+{
+    if (log_path && fchown(STDERR_FILENO, uid, gid) != 0)
+        return -errno;
+    return 0;
+}
+
 int drv_log_reopen(void)
 {
     if (!log_path)

@@ -11,6 +11,8 @@
 #ifndef DRV_LOG_H
 #define DRV_LOG_H
 
+#include <sys/types.h>
+
 #include "settings.h"
 
 /*
@@ -21,6 +23,9 @@ int drv_log_open(const char *path, enum drv_loglevel level, char *err,
                  size_t errlen);
 /* Reopen the log file (USR1, log rotation). Returns 0 or -errno. */
 int drv_log_reopen(void);
+/* Hand the log file (if it is one) to the workers' user, so that they can
+ * reopen it after a rotation. Returns 0 or -errno. */
+int drv_log_chown(uid_t uid, gid_t gid);
 /* Whether a message at `level` would be written. */
 bool drv_log_enabled(enum drv_loglevel level);
 

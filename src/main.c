@@ -15,6 +15,7 @@
  *      preload, a user the workers cannot switch to)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,26 +71,17 @@ static int open_logs(struct server *srv, char *err, size_t errlen)
     return drv_accesslog_open(srv->accesslog, s->accesslog, err, errlen);
 }
 
-/* A unix socket we bound before a reload is still ours to unlink at the
- * final stop: adopted sockets whose path a unix: bind names are marked so
- * (a socket passed in by systemd is not). */
-static void reclaim_unix_paths(struct server *srv)
+/* Sockets adopted across a reload keep what they were: one drover had
+ * bound itself is still its own to shut down, and a unix socket's path
+ * still its own to unlink at the final stop. */
+static void mark_inherited(struct server *srv, const bool *owned, size_t n)
 {
-    const struct drv_strlist *bind = &srv->s.bind;
-    for (size_t i = 0; i < srv->nlisteners; i++) {
+    for (size_t i = 0; i < srv->nlisteners && i < n; i++) {
         struct drv_listener *l = &srv->listeners[i];
-        if (l->family != AF_UNIX || l->unix_path ||
-            strncmp(l->name, "unix:", 5) != 0)
-            continue;
-        for (size_t k = 0; k < bind->n; k++) {
-            struct drv_addr a;
-            char why[256];
-            if (drv_addr_parse(bind->v[k], &a, why, sizeof(why)) == 0 &&
-                a.kind == DRV_ADDR_UNIX && strcmp(a.path, l->name + 5) == 0) {
-                l->unix_path = drv_xstrdup(a.path);
-                break;
-            }
-        }
+        l->owned = owned[i];
+        if (owned[i] && l->family == AF_UNIX && !l->unix_path &&
+            strncmp(l->name, "unix:", 5) == 0)
+            l->unix_path = drv_xstrdup(l->name + 5);
     }
 }
 
@@ -97,7 +89,8 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
 {
     /* After a re-exec (reload) the sockets we had are adopted, not bound. */
     struct drv_strlist inherited = {0};
-    inherited.v = drv_reexec_listen_fds(&inherited.n);
+    bool *owned;
+    inherited.v = drv_reexec_listen_fds(&inherited.n, &owned);
     const struct drv_strlist *bind = inherited.v ? &inherited : &srv->s.bind;
     struct drv_addr *addrs = calloc(bind->n ? bind->n : 1, sizeof(*addrs));
     if (!addrs)
@@ -114,10 +107,11 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
                                 &srv->listeners, &srv->nlisteners, err, errlen);
     free(addrs);
     if (rc == 0 && inherited.v)
-        reclaim_unix_paths(srv);
+        mark_inherited(srv, owned, inherited.n);
     for (size_t i = 0; i < inherited.n; i++)
         free(inherited.v[i]);
     free(inherited.v);
+    free(owned);
     return rc;
 }
 
@@ -187,10 +181,54 @@ static void remove_pidfile(const char *path)
 }
 
 /* --check-config: everything a start would check, short of binding. */
+/* A log file must be writable (it is created if missing, as a start
+ * would); "-" is a standard stream. */
+static int check_log_file(const char *flag, const char *path, char *err,
+                          size_t errlen)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s '%s': %s", flag, path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* The pid file's directory must let us create it. */
+static int check_pidfile(const char *path, char *err, size_t errlen)
+{
+    if (!path)
+        return 0;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "--pid '%s': cannot create it: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int check_config(struct server *srv)
 {
     char err[1024];
-    if (prepare_process(&srv->s, err, sizeof(err)) != 0)
+    const struct drv_settings *s = &srv->s;
+    /* Everything a start opens, short of binding: a reload's check must
+     * catch what would stop the new image. */
+    if (prepare_process(s, err, sizeof(err)) != 0 ||
+        check_log_file("--error-logfile", s->errorlog, err, sizeof(err)) ||
+        check_log_file("--access-logfile", s->accesslog, err, sizeof(err)) ||
+        check_pidfile(s->pidfile, err, sizeof(err)))
         return fail(EXIT_CONFIG, err);
     if (srv->s.access_log_format) {
         struct drv_accesslog *log = drv_accesslog_create(
@@ -218,29 +256,40 @@ static int serve(struct server *srv)
 {
     char err[1024];
     const struct drv_settings *s = &srv->s;
-    if (open_logs(srv, err, sizeof(err)) != 0 ||
-        prepare_process(s, err, sizeof(err)) != 0)
+    /* Set after a reload: the previous image's workers are serving. */
+    int scoreboard_fd = drv_reexec_inherited_fd();
+    int status = EXIT_CONFIG;
+    bool ready = open_logs(srv, err, sizeof(err)) == 0 &&
+                 prepare_process(s, err, sizeof(err)) == 0;
+    if (!ready && scoreboard_fd < 0)
         return fail(EXIT_CONFIG, err);
     if (open_listeners(srv, err, sizeof(err)) != 0)
         return fail(EXIT_RUNTIME, err);
     if (s->dev) { /* loads the app itself: a failed import is a 500 page */
-        int status = drv_dev_run(s, srv->listeners, srv->nlisteners,
-                                 srv->accesslog);
+        status = drv_dev_run(s, srv->listeners, srv->nlisteners,
+                             srv->accesslog);
         drv_listeners_close(srv->listeners, srv->nlisteners, true);
         drv_accesslog_free(srv->accesslog);
         return status;
     }
-    int scoreboard_fd = drv_reexec_inherited_fd();
-    int status = EXIT_CONFIG;
-    if (s->preload) {
+    if (ready && s->preload) {
         srv->app = drv_app_load(s->app, s, err, sizeof(err));
-        if (!srv->app) {
-            fail(EXIT_CONFIG, err);
-            goto out;
-        }
+        ready = srv->app != NULL;
     }
-    if (s->pidfile && write_pidfile(s->pidfile, err, sizeof(err)) != 0) {
-        status = fail(EXIT_RUNTIME, err);
+    if (ready && s->pidfile && write_pidfile(s->pidfile, err, sizeof(err))) {
+        ready = false;
+        status = EXIT_RUNTIME;
+    }
+    /* A reload whose check passed but whose start fails (a file changed
+     * in between, say) must not take the site down: this image keeps the
+     * sockets and the previous workers, forks nothing, and waits for the
+     * next SIGHUP. */
+    bool caretaker = !ready && scoreboard_fd >= 0;
+    if (caretaker) {
+        drv_error("Reload failed: %s; the previous workers keep serving, "
+                  "fix it and send SIGHUP", err);
+    } else if (!ready) {
+        fail(status, err);
         goto out;
     }
 
@@ -259,6 +308,7 @@ static int serve(struct server *srv)
         .app = &srv->app,
         .accesslog = srv->accesslog,
         .scoreboard_fd = scoreboard_fd,
+        .caretaker = caretaker,
     };
     bool in_worker;
     status = drv_master_run(&args, &in_worker);

@@ -212,6 +212,23 @@ static int drop_privileges(const struct drv_settings *s, char *err,
     return 0;
 }
 
+/* With --user, the log files belong to the workers' user: they reopen
+ * them themselves after a rotation (USR1), without root. */
+static void give_logs(struct master *m)
+{
+    if ((!m->s->user && !m->s->group) || geteuid() != 0)
+        return;
+    struct drv_identity id;
+    char err[256];
+    if (drv_master_identity(m->s, &id, err, sizeof(err)) != 0)
+        return;
+    int rc = drv_log_chown(id.uid, id.gid);
+    if (rc == 0 && m->a->accesslog)
+        rc = drv_accesslog_chown(m->a->accesslog, id.uid, id.gid);
+    if (rc != 0)
+        drv_log_errno(-rc, "fchown", "log files for --user/--group");
+}
+
 /* Leave the master's loop behind: its watchers go (restoring the default
  * signal actions), then its loop. Signals stay blocked until the worker's
  * own loop watches them. */
@@ -226,7 +243,6 @@ static void forget_master(struct master *m)
      * worker. */
     signal(SIGTTIN, SIG_IGN);
     signal(SIGTTOU, SIG_IGN);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static int worker_main(struct master *m, struct drv_slot *slot,
@@ -244,6 +260,15 @@ static int worker_main(struct master *m, struct drv_slot *slot,
         goto fail;
     if (drop_privileges(s, err, sizeof(err)) != 0)
         goto fail;
+    /* After the switch of user, which would clear it: a master that dies
+     * takes its workers with it (SIGTERM: they finish what they serve).
+     * One that died already is noticed here. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        drv_log_errno(errno, "prctl", "PR_SET_PDEATHSIG");
+    if (getppid() != master_pid) {
+        snprintf(err, sizeof(err), "the master is gone");
+        goto fail;
+    }
     if (!*app) {
         *app = drv_app_load(s->app, s, err, sizeof(err));
         if (!*app || ((*app)->ops->post_fork &&
@@ -577,9 +602,12 @@ static void handle_signals(struct master *m)
     if (p[SIGUSR1]) {
         p[SIGUSR1] = 0;
         drv_info("SIGUSR1: reopening log files");
-        drv_log_reopen();
-        if (m->a->accesslog)
-            drv_accesslog_reopen(m->a->accesslog);
+        int rc = drv_log_reopen();
+        if (rc == 0 && m->a->accesslog)
+            rc = drv_accesslog_reopen(m->a->accesslog);
+        if (rc != 0)
+            drv_log_errno(-rc, "open", "reopening the log files");
+        give_logs(m);
         for (size_t i = 0; i < m->sb.nslots; i++)
             if (live(&m->sb.slots[i]))
                 kill(m->sb.slots[i].pid, SIGUSR1);
@@ -606,8 +634,6 @@ static void handle_signals(struct master *m)
     }
 }
 
-/* Fork what is missing. Returns 0 in the master, 1 in a child that ran
- * its worker (status in *status). */
 static bool old_generation_serves(struct master *m)
 {
     for (size_t i = 0; i < m->sb.nslots; i++) {
@@ -629,10 +655,11 @@ static bool boot_trouble(struct master *m)
         return false;
     if (m->boot_failures >= MAX_BOOT_FAILURES && !m->ready_once) {
         if (old_generation_serves(m)) {
-            if (!m->gave_up)
-                drv_critical("New workers failed to boot %d times: the "
-                             "previous workers keep serving; fix the app "
-                             "and send SIGHUP", m->boot_failures);
+            drv_critical("New workers failed to boot %d times: the "
+                         "previous workers keep serving; fix the app and "
+                         "send SIGHUP", m->boot_failures);
+            drv_notifyf("READY=1\nSTATUS=new workers failed to boot; the "
+                        "previous ones serve");
             m->gave_up = true;
             return true;
         }
@@ -650,7 +677,7 @@ static bool boot_trouble(struct master *m)
  * its worker (status in *status). */
 static int fill(struct master *m, int *status)
 {
-    if (boot_trouble(m))
+    if (m->gave_up || boot_trouble(m))
         return 0;
     while (count_current(m, false) < m->target) {
         struct drv_slot *slot = drv_scoreboard_free_slot(&m->sb);
@@ -737,7 +764,13 @@ static int setup(struct master *m, const struct drv_master_args *a)
         adopt_old_generation(m);
     else
         m->generation = 1;
+    if (a->caretaker) {
+        m->gave_up = true;
+        drv_notifyf("READY=1\nSTATUS=reload failed; the previous workers "
+                    "serve");
+    }
     m->watchdog_ms = drv_watchdog_usec() / 1000;
+    give_logs(m);
     if (*a->app && (*a->app)->ops->preloaded)
         (*a->app)->ops->preloaded(*a->app);
     return 0;

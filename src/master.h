@@ -55,6 +55,8 @@ struct drv_master_args {
                              loads the app itself stores it here */
     struct drv_accesslog *accesslog;
     int scoreboard_fd;    /* inherited across a reload, or -1 */
+    bool caretaker;       /* a reload failed to start: fork nothing, keep
+                             the previous workers, wait for SIGHUP */
 };
 
 /* Who the workers run as: --user and --group resolved (names or numbers;

@@ -324,12 +324,34 @@ static const char *xfp_scheme(const struct drover_header *h)
     return scheme_of(trim(last, (size_t)(end - last)));
 }
 
-/* Walk from the right past trusted proxies: the client's hop. */
+static bool is_star(struct span s, void *arg)
+{
+    (void)arg;
+    return s.len == 1 && s.p[0] == '*';
+}
+
+/* "*": any peer may be a proxy. */
+static bool trusts_any(const struct drv_strlist *allow)
+{
+    for (size_t i = 0; i < allow->n; i++)
+        if (any_piece(allow->v[i], is_star, NULL))
+            return true;
+    return false;
+}
+
+/*
+ * Walk from the right past trusted proxies: the client's hop. With "*"
+ * the peer is trusted as one proxy and the right-most hop, the one it
+ * added, is the client: walking on would reach entries the client wrote
+ * itself. Further hops are skipped only for addresses listed explicitly.
+ */
 static const struct hop *client_hop(const struct drv_strlist *allow,
                                     const struct hops *h)
 {
     if (h->n == 0)
         return NULL;
+    if (trusts_any(allow))
+        return &h->v[h->n - 1];
     for (size_t i = h->n; i-- > 0;)
         if (!h->v[i].valid || !ip_trusted(allow, &h->v[i].ip))
             return &h->v[i];

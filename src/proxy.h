@@ -19,7 +19,12 @@
  * it once in C so native apps, Python apps and the access log agree):
  * the address list is walked from the right, skipping every hop that is
  * itself a trusted proxy; the first untrusted hop is the client. When
- * every hop is trusted (always so with "*"), the left-most one is. Taking
+ * every hop is trusted, the left-most one is. "*" trusts the peer as one
+ * proxy only: the right-most hop (the one the peer added) is the client,
+ * since with any address trusted, walking on would reach entries the
+ * client wrote itself. Further hops are skipped only for addresses listed
+ * explicitly; list only your proxies' addresses, not networks your
+ * clients may come from (behind NAT, say). Taking
  * the right-most untrusted hop means a client cannot choose its own
  * REMOTE_ADDR by sending a forged X-Forwarded-For: the proxy appends the
  * address it saw, and that is the entry used. A hop that is not an IP

@@ -56,8 +56,8 @@ int drv_reexec(struct drv_listener *l, size_t n, int keep_fd)
             goto out_restore;
         }
         char num[24];
-        int len = snprintf(num, sizeof(num), "%s%d", opened ? "," : "",
-                           l[opened].fd);
+        int len = snprintf(num, sizeof(num), "%s%d%s", opened ? "," : "",
+                           l[opened].fd, l[opened].owned ? "+" : "");
         drv_buf_append(&list, num, (size_t)len);
     }
     drv_buf_append(&list, "", 1);
@@ -142,9 +142,10 @@ static int parse_fd(const char *s, char **end)
     return (int)v;
 }
 
-char **drv_reexec_listen_fds(size_t *n)
+char **drv_reexec_listen_fds(size_t *n, bool **owned)
 {
     *n = 0;
+    *owned = NULL;
     const char *v = getenv(LISTEN_VAR);
     if (!v)
         return NULL;
@@ -154,13 +155,17 @@ char **drv_reexec_listen_fds(size_t *n)
     for (const char *p = copy; *p; p++)
         cap += *p == ',';
     char **out = drv_xcalloc(cap, sizeof(*out));
+    *owned = drv_xcalloc(cap, sizeof(**owned));
     for (char *p = copy; *p;) {
         char *end;
         int fd = parse_fd(p, &end);
+        bool ours = *end == '+';
+        end += ours;
         if (fd >= 0) {
             set_cloexec(fd, true); /* ours again: not for the app's children */
             char addr[32];
             snprintf(addr, sizeof(addr), "fd://%d", fd);
+            (*owned)[*n] = ours;
             out[(*n)++] = drv_xstrdup(addr);
         }
         p = *end == ',' ? end + 1 : end + strlen(end);

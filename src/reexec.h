@@ -6,7 +6,8 @@
  * over from a new image (new configuration, freshly imported code) while
  * keeping the pid and the sockets, so nothing queued in the backlog is
  * refused. The sockets cross exec() where they are: their close-on-exec
- * flag is cleared and DROVER_LISTEN_FDS lists them ("5,6"). The new image
+ * flag is cleared and DROVER_LISTEN_FDS lists them ("5+,6": a '+' marks a
+ * socket drover bound itself, as opposed to one systemd passed in). The new image
  * adopts them instead of binding (drv_reexec_listen_fds), so a change of
  * `bind` takes a restart, not a reload.
  *
@@ -43,9 +44,10 @@ pid_t drv_reexec_check(void);
 
 /* In the new image: the listening descriptors DROVER_LISTEN_FDS names, as
  * bind addresses "fd://N" in a new list (*n of them; NULL and 0 when the
- * variable is unset). The variable is removed so that children do not
- * see it. */
-char **drv_reexec_listen_fds(size_t *n);
+ * variable is unset), and in *owned (allocated, *n entries) whether drover
+ * had bound each itself (drv_listener.owned). The variable is removed so
+ * that children do not see it. */
+char **drv_reexec_listen_fds(size_t *n, bool **owned);
 
 /* In the new image: the descriptor DROVER_INHERIT_FD named (close-on-exec
  * again), or -1. The variable is removed. */

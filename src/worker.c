@@ -46,6 +46,11 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
             continue;
         if (errno == EAGAIN)
             return;
+        if (errno == EINVAL) {
+            /* A sibling shut the socket down: the server is stopping. */
+            ev_io_stop(w->loop, io);
+            return;
+        }
         drv_log_errno(errno, "accept4", "on %s", aw->listener->name);
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
             errno == ENOMEM) {
@@ -127,7 +132,9 @@ static void drain_and_unlisten(struct drv_worker *w)
             drv_conn_accepted(w, c, (struct sockaddr *)&ss, len,
                               &w->listeners[k]);
         }
-        if (w->listeners[k].family != AF_UNIX)
+        /* Only a socket drover bound: one systemd (or a parent, fd://)
+         * passed in is theirs, and must still listen for the next start. */
+        if (w->listeners[k].owned && w->listeners[k].family != AF_UNIX)
             shutdown(fd, SHUT_RD);
     }
 }
@@ -195,9 +202,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     (void)revents;
     struct drv_worker *w = s->data;
     if (s->signum == SIGUSR1) {
-        drv_log_reopen();
-        if (w->accesslog)
-            drv_accesslog_reopen(w->accesslog);
+        int rc = drv_log_reopen();
+        if (rc == 0 && w->accesslog)
+            rc = drv_accesslog_reopen(w->accesslog);
+        if (rc != 0)
+            drv_log_errno(-rc, "open", "reopening the log files");
         return;
     }
     if (s->signum == SIGHUP) {
@@ -278,7 +287,7 @@ int drv_worker_run(struct drv_worker *w)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-        ev_timer_init(&w->beat, on_beat, BEAT_SECONDS, BEAT_SECONDS);
+    ev_timer_init(&w->beat, on_beat, BEAT_SECONDS, BEAT_SECONDS);
     if (w->slot || w->master_pid) {
         ev_timer_start(w->loop, &w->beat);
         ev_unref(w->loop); /* the beat alone does not keep the loop alive */

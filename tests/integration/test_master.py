@@ -3,6 +3,7 @@ import http.client
 import os
 import pwd
 import re
+import shutil
 import signal
 import threading
 import time
@@ -413,3 +414,78 @@ def test_a_unix_socket_survives_reload_and_is_removed_at_stop(drover,
     assert status_via_socket() == 200
     assert srv.stop() == 0
     assert not path.exists()
+
+
+def test_a_graceful_stop_leaves_a_passed_in_socket_listening(tmp_path):
+    # systemd's .socket unit (or any parent passing fd://N) keeps the
+    # socket for the next start: drover must not shut it down.
+    import socket as sk
+    import subprocess
+    from conftest import BIN
+    lsock = sk.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    log = tmp_path / "err.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(BIN), "-w", "2", "--bind", f"fd://{lsock.fileno()}",
+             "master_app:app"], cwd=APPS, pass_fds=[lsock.fileno()],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    try:
+        wait_for(lambda: "2 worker(s) ready" in log.read_text(),
+                 what="workers ready")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        assert c.getresponse().status == 200
+        c.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert lsock.getsockopt(sk.SOL_SOCKET, sk.SO_ACCEPTCONN) == 1
+    # Still listening: a connection is queued for the next start.
+    with sk.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    assert "accept4" not in log.read_text()
+    lsock.close()
+
+
+def test_a_reload_whose_new_log_file_cannot_open_keeps_serving(drover,
+                                                                tmp_path):
+    config = tmp_path / "drover.yml"
+    config.write_text("workers: 2\n")
+    srv = drover("--config", config, "master_app:app", cwd=APPS)
+    old = wait_workers(srv, 2)
+    config.write_text("workers: 2\naccesslog: /nonexistent/dir/access.log\n")
+    srv.kill(signal.SIGHUP)
+    srv.wait_log(r"--access-logfile '/nonexistent/dir/access.log'")
+    srv.wait_log(r"Reload failed")
+    assert children(srv.pid) == old
+    assert get(srv, "/")[0] == 200
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_workers_of_another_user_reopen_a_rotated_access_log(drover,
+                                                              tmp_path):
+    # A directory the workers' user can reach (pytest's tmp_path is not).
+    import tempfile
+    logdir = Path(tempfile.mkdtemp(prefix="drover-logs-", dir="/tmp"))
+    logdir.chmod(0o755)
+    log = logdir / "access.log"
+    srv = drover("-w", "1", "--user", "nobody", "--access-logfile", log,
+                 "master_app:app", cwd=APPS)
+    wait_workers(srv, 1)
+    get(srv, "/")
+    wait_for(lambda: log.exists() and log.read_text(), what="a first line")
+    log.rename(logdir / "access.log.1")
+    srv.kill(signal.SIGUSR1)
+    srv.wait_log(r"SIGUSR1: reopening log files")
+    time.sleep(0.3)
+    get(srv, "/")
+    wait_for(lambda: log.exists() and "GET /" in log.read_text(),
+             what="the line in the new file")
+    assert log.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert "reopening the log files" not in srv.log
+    shutil.rmtree(logdir)
