@@ -489,3 +489,31 @@ def test_workers_of_another_user_reopen_a_rotated_access_log(drover,
     assert log.stat().st_uid == pwd.getpwnam("nobody").pw_uid
     assert "reopening the log files" not in srv.log
     shutil.rmtree(logdir)
+
+
+def test_a_reload_that_fails_after_its_check_keeps_the_old_workers(
+        drover, tmp_path):
+    # The check passes (the pid file's directory is writable), the start
+    # does not (the file names another live process): the re-executed
+    # master must keep the previous workers instead of exiting.
+    taken = tmp_path / "taken.pid"
+    taken.write_text(f"{os.getpid()}\n")
+    config = tmp_path / "drover.yml"
+    config.write_text("workers: 2\n")
+    srv = drover("--config", config, "master_app:app", cwd=APPS)
+    old = wait_workers(srv, 2)
+    config.write_text(f"workers: 2\npidfile: {taken}\n")
+    srv.kill(signal.SIGHUP)
+    srv.wait_log(r"Reload failed: --pid '.*taken.pid': drover is already "
+                 r"running as pid \d+; the previous workers keep serving")
+    time.sleep(0.5)
+    assert srv.proc.poll() is None
+    assert children(srv.pid) == old
+    for _ in range(5):
+        assert get(srv, "/")[0] == 200
+    # Fixed, the next HUP starts a new generation.
+    config.write_text("workers: 2\n")
+    srv.kill(signal.SIGHUP)
+    wait_for(lambda: len(children(srv.pid)) == 2 and
+             not (children(srv.pid) & old), what="new workers")
+    assert get(srv, "/")[0] == 200
