@@ -266,8 +266,14 @@ static int serve(struct server *srv)
     if (open_listeners(srv, err, sizeof(err)) != 0)
         return fail(EXIT_RUNTIME, err);
     if (s->dev) { /* loads the app itself: a failed import is a 500 page */
-        status = drv_dev_run(s, srv->listeners, srv->nlisteners,
-                             srv->accesslog);
+        if (s->pidfile && write_pidfile(s->pidfile, err, sizeof(err)) != 0) {
+            status = fail(EXIT_RUNTIME, err);
+        } else {
+            status = drv_dev_run(s, srv->listeners, srv->nlisteners,
+                                 srv->accesslog);
+            if (s->pidfile)
+                remove_pidfile(s->pidfile);
+        }
         drv_listeners_close(srv->listeners, srv->nlisteners, true);
         drv_accesslog_free(srv->accesslog);
         return status;

@@ -361,3 +361,15 @@ def test_a_native_app_that_fails_to_load_is_a_500_page(drover, tmp_path):
     assert r.status_code == 500 and "cannot load native app" in r.text
     build_native(src, so, "native now")
     wait_for(srv.url, lambda r: r.text == "native now")
+
+
+def test_the_pid_file_holds_the_pid_across_reloads_and_goes_at_exit(
+        drover, app_dir, tmp_path):
+    pidfile = tmp_path / "dev.pid"
+    srv = drover("--dev", "--pid", pidfile, "app:app", cwd=app_dir)
+    assert pidfile.read_text().strip() == str(srv.pid)
+    edit(app_dir / "app.py", '"version 1"', '"version 2"')
+    wait_for(srv.url, lambda r: r.text == "version 2")
+    assert pidfile.read_text().strip() == str(srv.pid)
+    assert srv.stop() == 0
+    assert not pidfile.exists()
