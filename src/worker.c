@@ -287,7 +287,11 @@ int drv_worker_run(struct drv_worker *w)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    ev_timer_init(&w->beat, on_beat, BEAT_SECONDS, BEAT_SECONDS);
+    /* An idle loop beats well within --timeout, however short. */
+    double beat = BEAT_SECONDS;
+    if (w->settings->timeout > 0 && w->settings->timeout / 4 < beat)
+        beat = w->settings->timeout / 4;
+    ev_timer_init(&w->beat, on_beat, beat, beat);
     if (w->slot || w->master_pid) {
         ev_timer_start(w->loop, &w->beat);
         ev_unref(w->loop); /* the beat alone does not keep the loop alive */

@@ -517,3 +517,11 @@ def test_a_reload_that_fails_after_its_check_keeps_the_old_workers(
     wait_for(lambda: len(children(srv.pid)) == 2 and
              not (children(srv.pid) & old), what="new workers")
     assert get(srv, "/")[0] == 200
+
+
+def test_idle_workers_outlive_a_timeout_shorter_than_a_second(drover):
+    srv = drover("-w", "2", "--timeout", "0.3", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 2)
+    time.sleep(1.5)  # idle: only the loop's own beat keeps them alive
+    assert children(srv.pid) == workers
+    assert "WORKER TIMEOUT" not in srv.log
