@@ -1468,6 +1468,10 @@ struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
     pa->callable = callable;
     pa->script_name = script_name;
     pa->dev = s->dev;
+    /* PEP 3333: whether another process may run the app at the same time
+     * (gunicorn: workers > 1). */
+    PyDict_SetItemString(environ_template, "wsgi.multiprocess",
+                         s->workers > 1 && !s->dev ? Py_True : Py_False);
 out:
     /* From here on the app's threads run whenever drover is in C. */
     py_leave();

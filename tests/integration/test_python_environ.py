@@ -226,12 +226,17 @@ def test_protocol_client_and_method_are_as_sent(srv):
     assert e["SERVER_SOFTWARE"].startswith("drover/")
 
 
+def test_wsgi_multiprocess_is_true_with_several_workers(drover):
+    srv = drover("-w", "2", "envinfo:dump", cwd=APPS)
+    assert get(srv, "/")["wsgi.multiprocess"] is True
+
+
 def test_wsgi_keys_have_the_pep_3333_values(srv):
     e = get(srv, "/")
     assert e["wsgi.version"] == [1, 0]
     assert e["wsgi.url_scheme"] == "http"
     assert e["wsgi.multithread"] is False
-    assert e["wsgi.multiprocess"] is True
+    assert e["wsgi.multiprocess"] is False  # one worker
     assert e["wsgi.run_once"] is False
     assert e["wsgi.input_terminated"] is True
     assert e["wsgi.errors.write"] is True

@@ -32,7 +32,7 @@ def test_environ_carries_the_pep_3333_keys(drover):
     assert env["HTTP_X_TWICE"] == "1"
     assert env["wsgi.url_scheme"] == "http"
     assert env["wsgi.version"] == [1, 0]
-    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.multiprocess"] is False  # one worker
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
 
