@@ -1328,10 +1328,45 @@ static void cli_push(struct cli *c, const struct row *r, const char *src,
     c->n++;
 }
 
+/* gunicorn flags drover has no setting for, with what to do instead: a
+ * command line moved over from gunicorn gets an answer, not a guess. */
+static const struct {
+    const char *flag;
+    const char *instead;
+} gunicorn_only[] = {
+    {"--threads", "each drover worker runs the app on one thread (an event "
+                  "loop does the I/O); size --workers instead"},
+    {"-k", "drover has one worker type (a libev loop per process); drop it"},
+    {"--worker-class", "drover has one worker type (a libev loop per "
+                       "process); drop it"},
+    {"--worker-connections", "drover has no connection cap per worker; "
+                             "drop it"},
+    {"--reload", "use --dev, drover's reloading single-process mode"},
+    {"-D", "drover runs in the foreground; use systemd (conf/drover.service)"},
+    {"--daemon", "drover runs in the foreground; use systemd "
+                 "(conf/drover.service)"},
+    {"--certfile", "drover speaks plain HTTP; terminate TLS at the proxy "
+                   "(docs/deployment.md)"},
+    {"--keyfile", "drover speaks plain HTTP; terminate TLS at the proxy "
+                  "(docs/deployment.md)"},
+};
+
 static void unknown_option(struct loader *ld, struct cli *c, const char *name)
 {
     struct suggest sg = {.dist = SIZE_MAX};
     char neg[80];
+
+    size_t flen = strcspn(name, "=");
+    for (size_t i = 0; i < sizeof(gunicorn_only) / sizeof(gunicorn_only[0]);
+         i++) {
+        if (strlen(gunicorn_only[i].flag) == flen &&
+            strncmp(name, gunicorn_only[i].flag, flen) == 0) {
+            cli_error(ld, c, NULL, "%.*s is a gunicorn option drover does "
+                      "not have: %s", (int)flen, name,
+                      gunicorn_only[i].instead);
+            return;
+        }
+    }
 
     for (size_t i = 0; i < NACTIONS; i++)
         consider(&sg, name, actions[i].flag);

@@ -1,5 +1,6 @@
 """Settings reach the real binary from every source, in the right order,
 and bad input stops the start with one line and exit status 2."""
+import pytest
 import re
 
 import requests
@@ -156,3 +157,18 @@ def test_the_shipped_example_config_is_valid():
     root = Path(__file__).resolve().parents[2]
     r = run_drover("--check-config", "-c", "conf/drover.yml", cwd=root)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["--threads", "4"], "size --workers instead"),
+    (["-k", "gthread"], "one worker type"),
+    (["--reload"], "use --dev"),
+    (["--certfile=cert.pem"], "terminate TLS at the proxy"),
+])
+def test_gunicorn_only_options_say_what_to_do_instead(args, hint):
+    r = run_drover(*args, "app:app")
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert line.startswith(f"drover: {args[0].split('=')[0]} is a gunicorn "
+                           "option drover does not have: ")
+    assert hint in line and "\n" not in line
