@@ -1,8 +1,8 @@
 """Settings reach the real binary from every source, in the right order,
 and bad input stops the start with one line and exit status 2."""
-import pytest
 import re
 
+import pytest
 import requests
 
 from conftest import ECHO, HELLO, run_drover
