@@ -259,6 +259,8 @@ static int serve(struct server *srv)
     /* Set after a reload: the previous image's workers are serving. */
     int scoreboard_fd = drv_reexec_inherited_fd();
     int status = EXIT_CONFIG;
+    /* Before anything is created: the log files and pid file too. */
+    umask((mode_t)drv_settings_parse_umask(s->umask ? s->umask : "0"));
     bool ready = open_logs(srv, err, sizeof(err)) == 0 &&
                  prepare_process(s, err, sizeof(err)) == 0;
     if (!ready && scoreboard_fd < 0)

@@ -525,3 +525,18 @@ def test_idle_workers_outlive_a_timeout_shorter_than_a_second(drover):
     time.sleep(1.5)  # idle: only the loop's own beat keeps them alive
     assert children(srv.pid) == workers
     assert "WORKER TIMEOUT" not in srv.log
+
+
+def test_umask_applies_to_the_files_drover_creates(drover, tmp_path):
+    log = tmp_path / "access.log"
+    drover("-w", "1", "--umask", "077", "--access-logfile", log,
+           "master_app:app", cwd=APPS)
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_bad_umask_is_a_configuration_error():
+    from conftest import run_drover
+    r = run_drover("--umask", "999", "master_app:app")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("drover: --umask: '999' is not an octal file "
+                                "mode (0 to 0777)")
