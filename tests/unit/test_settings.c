@@ -302,7 +302,18 @@ static void test_unknown_long_flag_is_an_error_with_a_suggestion(void **state)
 static void test_unknown_short_flag_is_an_error(void **state)
 {
     load_fails(ARGV("-x"), NOENV, "unknown option '-x'");
-    load_fails(ARGV("-k", "gevent"), NOENV, "unknown option '-k'");
+    load_fails(ARGV("-q", "gevent"), NOENV, "unknown option '-q'");
+}
+
+static void test_gunicorn_only_flags_say_what_to_do_instead(void **state)
+{
+    load_fails(ARGV("-k", "gevent"), NOENV,
+               "-k is a gunicorn option drover does not have: drover has one "
+               "worker type (a libev loop per process); drop it");
+    load_fails(ARGV("--threads=8"), NOENV,
+               "--threads is a gunicorn option drover does not have: each "
+               "drover worker runs the app on one thread (an event loop does "
+               "the I/O); size --workers instead");
 }
 
 static void test_missing_value_names_the_flag_as_typed(void **state)
@@ -994,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_a_second_positional_is_an_error),
         cmocka_unit_test(test_unknown_long_flag_is_an_error_with_a_suggestion),
         cmocka_unit_test(test_unknown_short_flag_is_an_error),
+        cmocka_unit_test(test_gunicorn_only_flags_say_what_to_do_instead),
         cmocka_unit_test(test_missing_value_names_the_flag_as_typed),
         cmocka_unit_test(test_errors_name_the_flag_as_typed),
         cmocka_unit_test(test_the_first_command_line_error_is_reported),
