@@ -192,3 +192,21 @@ else:
         print("no")
 EOF
 }
+
+# bench_cleanup: the EXIT trap of both scripts. Stops wrk ($WRK_PID, if
+# set) and every server, then removes $WORK (kept with BENCH_KEEP_WORK=1).
+bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "${WRK_PID:-}" ]; then
+        kill -TERM "$WRK_PID" 2>/dev/null || true
+        wait "$WRK_PID" 2>/dev/null || true
+    fi
+    stop_all
+    if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then
+        say "kept work dir $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}

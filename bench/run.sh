@@ -143,22 +143,7 @@ SERVER_PIN=(); CLIENT_PIN=()
 # ------------------------------------------------------------ process control
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/drover-bench.XXXXXX")
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "${WRK_PID:-}" ]; then
-        kill -TERM "$WRK_PID" 2>/dev/null || true
-        wait "$WRK_PID" 2>/dev/null || true
-    fi
-    stop_all
-    if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then
-        say "kept work dir $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
