@@ -308,8 +308,10 @@ static void run_app(struct drv_conn *c)
             c->res.failed = true;
             c->res.state = DRV_RESPONSE_DONE;
         }
-    } else {
-        drv_response_finish(&c->res);
+    } else if (drv_response_finish(&c->res) != 0 &&
+               c->res.state < DRV_RESPONSE_COMMITTED) {
+        /* The app returned without a valid response started. */
+        own_response(c, 500, keep, req->is_head);
     }
     flush(c);
 }

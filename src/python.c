@@ -226,10 +226,15 @@ static PyObject *start_response(PyObject *self, PyObject *args)
             PyObject *t, *v, *tb;
             if (!PyArg_ParseTuple(exc_info, "OOO", &t, &v, &tb))
                 return NULL;
-            Py_INCREF(t);
-            Py_INCREF(v);
-            Py_INCREF(tb);
-            PyErr_Restore(t, v, tb);
+            if (!PyExceptionInstance_Check(v)) {
+                PyErr_SetString(PyExc_TypeError,
+                                "start_response: exc_info must come from "
+                                "sys.exc_info() inside an except block");
+                return NULL;
+            }
+            if (tb != Py_None)
+                PyException_SetTraceback(v, tb);
+            PyErr_SetObject((PyObject *)Py_TYPE(v), v);
             return NULL;
         }
     } else if (ctx->started) {
@@ -247,7 +252,10 @@ static PyObject *start_response(PyObject *self, PyObject *args)
         return NULL;
     }
     if (add_headers(ctx, headers) != 0) {
+        /* No response is started now, the first one included: the app
+         * must start one again, or it gets a 500. */
         ctx->res->state = DRV_RESPONSE_NEW;
+        ctx->started = false;
         return NULL;
     }
     ctx->started = true;
@@ -355,6 +363,8 @@ static PyObject *readline_body(struct drv_body *b, Py_ssize_t limit)
     uint64_t left = b->len - b->read_pos;
     if (limit < 0 || (uint64_t)limit > left)
         limit = (Py_ssize_t)left;
+    if (limit == 0)
+        return PyBytes_FromStringAndSize("", 0);
     if (b->fd < 0) {
         const char *start = drv_buf_data(&b->mem) + b->read_pos;
         const char *nl = memchr(start, '\n', (size_t)limit);
@@ -749,7 +759,10 @@ static void log_exception(const char *what, const char *spec)
         drv_error("%s in app %s:", what, spec);
     else
         drv_error("%s:", what);
-    PyErr_Print(); /* traceback to sys.stderr = the error log */
+    /* traceback to sys.stderr = the error log. Not PyErr_Print(): it
+     * keeps the exception in sys.last_*, and with it the failed request's
+     * frames and everything they hold, until the next failure. */
+    PyErr_PrintEx(0);
 }
 
 /* --dev: the traceback of exception `value` as one str, or NULL (no
@@ -832,6 +845,11 @@ static void end_request(struct pyreq *ctx)
 /* Call iterable.close() if there is one; log what it raises. */
 static void close_iterable(PyObject *iterable)
 {
+    /* The common bodies have no close(): no AttributeError to raise and
+     * clear for each request. */
+    if (PyList_CheckExact(iterable) || PyTuple_CheckExact(iterable) ||
+        PyBytes_CheckExact(iterable))
+        return;
     PyObject *r = PyObject_CallMethod(iterable, "close", NULL);
     if (r) {
         Py_DECREF(r);
@@ -1129,7 +1147,7 @@ static int run_statements(const char *code)
     PyObject *r = PyRun_String(code, Py_file_input, bootstrap_ns,
                                bootstrap_ns);
     if (!r) {
-        PyErr_Print();
+        PyErr_PrintEx(0);
         return -1;
     }
     Py_DECREF(r);
@@ -1355,7 +1373,7 @@ static int init_interpreter(const char *spec, char *err, size_t errlen)
                                bootstrap_ns);
     if (!r || make_template() != 0) {
         Py_XDECREF(r);
-        PyErr_Print();
+        PyErr_PrintEx(0);
         snprintf(err, errlen, "cannot run drover's Python bootstrap");
         return -1;
     }
@@ -1387,7 +1405,7 @@ static void summarise_exception(const char *spec, char *err, size_t errlen)
     Py_XDECREF(text);
     PyErr_Restore(type, value, tb);
     drv_error("cannot load app '%s':", spec);
-    PyErr_Print();
+    PyErr_PrintEx(0);
 }
 
 /* sys.path: --pythonpath first, then the venv's site-packages. */

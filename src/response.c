@@ -134,6 +134,9 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
     r->reason[reason_len] = '\0';
     r->status = status;
     drv_buf_reset(&r->headers);
+    /* A restart (WSGI exc_info) drops what the failed response had
+     * written: none of it may end up in the error page. */
+    drv_buf_reset(&r->pending);
     r->content_length = -1;
     r->app_date = r->app_server = false;
     r->state = DRV_RESPONSE_STARTED;
@@ -189,9 +192,13 @@ int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
     for (size_t i = 0; i < nlen; i++)
         if (!is_tchar((unsigned char)name[i]))
             return -EINVAL;
-    for (size_t i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+    /* RFC 9110 5.5: no control characters but HTAB (CR, LF and NUL
+     * would split or end the head). */
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return -EINVAL;
+    }
 
     if (name_is(name, nlen, "content-length")) {
         int64_t n;
@@ -417,6 +424,15 @@ int drv_response_pull(struct drv_response *r)
 {
     if (r->state == DRV_RESPONSE_DONE)
         return 0;
+    /* Nothing more can be sent (HEAD, 204, 304, or the Content-Length is
+     * reached): iterating on would only burn the worker, and for an
+     * endless stream never end. */
+    if (r->no_body || (r->content_length >= 0 &&
+                       r->body_bytes >= (uint64_t)r->content_length)) {
+        close_source(r);
+        complete(r);
+        return 0;
+    }
     const void *data = NULL;
     size_t len = 0;
     int rc = r->source.next ? r->source.next(r->source.state, &data, &len) : 0;
