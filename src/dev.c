@@ -662,6 +662,38 @@ static void banner(const struct dev *d, const struct drv_listener *l, size_t n)
                  d->s->workers);
 }
 
+/* The watches exist only once the app is imported: a file saved while the
+ * import ran (a formatter's second save, "save all") would go unseen, and
+ * the old code served with no word. A watched file modified since the
+ * load began reloads now. A modification time in the future (a clock
+ * skew, an unpacked archive) does not count, or every reload would call
+ * the next. */
+static void catch_up(struct dev *d, const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (size_t i = 0; i < d->ndirs; i++) {
+        const struct watch_dir *dir = &d->dirs[i];
+        for (size_t k = 0; k < dir->nnames; k++) {
+            char path[PATH_MAX];
+            struct stat st;
+            snprintf(path, sizeof(path), "%s/%s", dir->path, dir->names[k]);
+            if (stat(path, &st) != 0)
+                continue;
+            const struct timespec *m = &st.st_mtim;
+            bool after = m->tv_sec > since->tv_sec ||
+                         (m->tv_sec == since->tv_sec &&
+                          m->tv_nsec > since->tv_nsec);
+            bool past = m->tv_sec < now.tv_sec ||
+                        (m->tv_sec == now.tv_sec && m->tv_nsec <= now.tv_nsec);
+            if (after && past) {
+                changed(d, path);
+                return;
+            }
+        }
+    }
+}
+
 int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
                 size_t nlisteners, struct drv_accesslog *accesslog)
 {
@@ -678,6 +710,8 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
         setenv("FLASK_DEBUG", "1", 0);
     }
     struct drv_accesslog *own_log = accesslog ? NULL : stderr_accesslog(s);
+    struct timespec load_started;
+    clock_gettime(CLOCK_REALTIME, &load_started);
     d.app = load_app(&d);
     int status = 1;
     if (drv_worker_init(&d.w, s, listeners, nlisteners, d.app,
@@ -687,6 +721,7 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
     watch_all(&d);
     banner(&d, listeners, nlisteners);
     start_watchers(&d);
+    catch_up(&d, &load_started);
 
     status = drv_worker_run(&d.w);
     exit_on_signals();

@@ -373,3 +373,22 @@ def test_the_pid_file_holds_the_pid_across_reloads_and_goes_at_exit(
     assert pidfile.read_text().strip() == str(srv.pid)
     assert srv.stop() == 0
     assert not pidfile.exists()
+
+
+def test_a_save_during_the_reimport_is_not_lost(drover, tmp_path):
+    # The module takes a second to import; the second save lands while
+    # the new image imports it, before its watches exist.
+    d = tmp_path / "slow"
+    d.mkdir()
+    (d / "slow.py").write_text(
+        "import time\ntime.sleep(1)\nV = b'1'\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [V]\n")
+    srv = drover("--dev", "slow:app", cwd=d)
+    assert requests.get(srv.url, timeout=5).text == "1"
+    edit(d / "slow.py", "V = b'1'", "V = b'2'")
+    srv.wait_log(r"Reloading: \S*slow\.py changed")
+    time.sleep(0.5)  # the new image is inside its one-second import
+    edit(d / "slow.py", "V = b'2'", "V = b'3'")
+    wait_for(srv.url, lambda r: r.text == "3", timeout=10)
