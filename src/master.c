@@ -2,8 +2,8 @@
  * master: fork, watch and replace the workers.
  *
  * Loop shape (nginx's): ev_run(EVRUN_ONCE) lets the callbacks record
- * signals, dead children and the tick; then act() does the work: reaping
- * results, timeouts, stopping, reloading and forking. fork() therefore
+ * signals and the tick; then drv_master_run's loop does the work:
+ * reaping, timeouts, stopping, reloading and forking. fork() therefore
  * always happens here, outside libev, and a new worker returns straight
  * up to main() with its own loop, leaving the master's behind.
  */
@@ -55,10 +55,12 @@ struct master {
     int exit_status;
     int boot_failures;       /* in a row, since a worker last became ready */
     uint64_t failed_ms;      /* when the last one failed */
-    bool gave_up;            /* new generation cannot boot; old one serves */
+    bool gave_up;            /* fork nothing: the new generation cannot boot
+                                (or this image is a caretaker); the old
+                                one serves until the next SIGHUP */
     bool ready_once;         /* the current generation has been all ready */
     pid_t probe;             /* reload check in progress, 0 = none */
-    bool reload_go;          /* the probe passed: re-exec at the next act() */
+    bool reload_go;          /* the probe passed: re-exec next time round */
     const char *name;        /* for titles */
     uint64_t watchdog_ms;    /* systemd WatchdogSec= ping interval, 0 = none */
     uint64_t pinged_ms;      /* last WATCHDOG=1 */
