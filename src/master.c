@@ -90,7 +90,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)t;
     (void)revents;
-    /* Nothing to record: waking the loop is the point; act() checks. */
+    /* Nothing to record: waking the loop is the point (timeouts, readiness,
+     * systemd reports are checked each time round). */
 }
 
 /* ---- slots ---- */
