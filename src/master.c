@@ -62,6 +62,8 @@ struct master {
     pid_t probe;             /* reload check in progress, 0 = none */
     bool reload_go;          /* the probe passed: re-exec next time round */
     const char *name;        /* for titles */
+    struct drv_identity id;  /* --user/--group, resolved once at start */
+    bool switch_ids;         /* workers switch to id */
     uint64_t watchdog_ms;    /* systemd WatchdogSec= ping interval, 0 = none */
     uint64_t pinged_ms;      /* last WATCHDOG=1 */
     uint64_t status_ms;      /* last STATUS= */
@@ -127,6 +129,12 @@ static bool any_live(struct master *m)
         if (live(&m->sb.slots[i]))
             return true;
     return m->probe != 0;
+}
+
+/* How long a worker told to finish gets before SIGKILL. */
+static uint64_t graceful_ms(const struct master *m)
+{
+    return (uint64_t)(m->s->graceful_timeout * 1000) + 500;
 }
 
 /* Tell one worker to stop with `sig`, SIGKILL after `grace_ms`. */
@@ -197,19 +205,17 @@ int drv_master_identity(const struct drv_settings *s,
     return 0;
 }
 
-static int drop_privileges(const struct drv_settings *s, char *err,
-                           size_t errlen)
+static int drop_privileges(struct master *m, char *err, size_t errlen)
 {
-    struct drv_identity id;
-    if (!s->user && !s->group)
+    const struct drv_identity *id = &m->id;
+    if (!m->switch_ids)
         return 0;
-    if (drv_master_identity(s, &id, err, errlen) != 0)
-        return -1;
-    if ((id.name[0] ? initgroups(id.name, id.gid) : setgroups(1, &id.gid)) ||
-        setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+    if ((id->name[0] ? initgroups(id->name, id->gid)
+                     : setgroups(1, &id->gid)) != 0 ||
+        setgid(id->gid) != 0 || setuid(id->uid) != 0) {
         snprintf(err, errlen, "cannot switch to user %s / group %s: %s",
-                 s->user ? s->user : "-", s->group ? s->group : "-",
-                 strerror(errno));
+                 m->s->user ? m->s->user : "-",
+                 m->s->group ? m->s->group : "-", strerror(errno));
         return -1;
     }
     return 0;
@@ -219,15 +225,11 @@ static int drop_privileges(const struct drv_settings *s, char *err,
  * them themselves after a rotation (USR1), without root. */
 static void give_logs(struct master *m)
 {
-    if ((!m->s->user && !m->s->group) || geteuid() != 0)
+    if (!m->switch_ids || geteuid() != 0)
         return;
-    struct drv_identity id;
-    char err[256];
-    if (drv_master_identity(m->s, &id, err, sizeof(err)) != 0)
-        return;
-    int rc = drv_log_chown(id.uid, id.gid);
+    int rc = drv_log_chown(m->id.uid, m->id.gid);
     if (rc == 0 && m->a->accesslog)
-        rc = drv_accesslog_chown(m->a->accesslog, id.uid, id.gid);
+        rc = drv_accesslog_chown(m->a->accesslog, m->id.uid, m->id.gid);
     if (rc != 0)
         drv_log_errno(-rc, "fchown", "log files for --user/--group");
 }
@@ -261,7 +263,7 @@ static int worker_main(struct master *m, struct drv_slot *slot,
     if (*app && (*app)->ops->post_fork &&
         (*app)->ops->post_fork(*app, err, sizeof(err)) != 0)
         goto fail;
-    if (drop_privileges(s, err, sizeof(err)) != 0)
+    if (drop_privileges(m, err, sizeof(err)) != 0)
         goto fail;
     /* After the switch of user, which would clear it: a master that dies
      * takes its workers with it (SIGTERM: they finish what they serve).
@@ -500,11 +502,10 @@ static void begin_stop(struct master *m, enum phase phase)
          * stops the sockets listening for every process at once. */
         for (size_t i = 0; i < m->sb.nslots; i++)
             __atomic_store_n(&m->sb.slots[i].shutdown, 1, __ATOMIC_RELAXED);
-        signal_all(m, SIGTERM,
-                   (uint64_t)(m->s->graceful_timeout * 1000) + 500);
-    }
-    else
+        signal_all(m, SIGTERM, graceful_ms(m));
+    } else {
         signal_all(m, SIGQUIT, FAST_STOP_MS);
+    }
 }
 
 static void start_probe(struct master *m)
@@ -561,8 +562,7 @@ static void hand_over(struct master *m)
             slot->state != DRV_SLOT_STOPPING) {
             drv_info("Retiring old worker %u (pid: %d)", slot->number,
                      slot->pid);
-            stop_worker(slot, SIGHUP,
-                        (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+            stop_worker(slot, SIGHUP, graceful_ms(m));
         }
     }
 }
@@ -580,8 +580,7 @@ static void shrink(struct master *m)
             victim = slot;
     }
     if (victim)
-        stop_worker(victim, SIGHUP,
-                    (uint64_t)(m->s->graceful_timeout * 1000) + 500);
+        stop_worker(victim, SIGHUP, graceful_ms(m));
 }
 
 static void handle_signals(struct master *m)
@@ -738,6 +737,12 @@ static int setup(struct master *m, const struct drv_master_args *a)
 {
     *m = (struct master){.a = a, .s = a->settings, .target = a->settings->workers};
     m->name = m->s->proc_name ? m->s->proc_name : m->s->app;
+    m->switch_ids = m->s->user || m->s->group;
+    char err[256];
+    if (m->switch_ids && drv_master_identity(m->s, &m->id, err, sizeof(err))) {
+        drv_error("%s", err);
+        return -1;
+    }
     int rc = a->scoreboard_fd >= 0
                  ? drv_scoreboard_adopt(&m->sb, a->scoreboard_fd)
                  : drv_scoreboard_create(&m->sb, 2 * 1024 + 8);
