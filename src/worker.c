@@ -25,6 +25,26 @@
 #define ACCEPT_BATCH_SHARED 16
 #define BEAT_SECONDS 1.0
 
+/* Accept one connection from `l` and hand it to conn.c (which serves its
+ * request at once if it is there). Returns 0, or the errno of accept4. */
+static int take_connection(struct drv_worker *w, struct drv_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    drv_conn_accepted(w, fd, (struct sockaddr *)&ss, len, l);
+    return 0;
+}
+
+/* accept4 failures that only concern that one attempt. */
+static bool retry_accept(int err)
+{
+    return err == EINTR || err == ECONNABORTED;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -33,27 +53,23 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     struct drv_worker *w = aw->w;
     int batch = w->slot ? ACCEPT_BATCH_SHARED : ACCEPT_BATCH_ALONE;
     for (int i = 0; i < batch && !w->stopping; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            drv_conn_accepted(w, fd, (struct sockaddr *)&ss, len, aw->listener);
+        int err = take_connection(w, aw->listener);
+        if (err == 0) {
             drv_worker_check_budget(w);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED)
+        if (retry_accept(err))
             continue;
-        if (errno == EAGAIN)
+        if (err == EAGAIN)
             return;
-        if (errno == EINVAL) {
+        if (err == EINVAL) {
             /* A sibling shut the socket down: the server is stopping. */
             ev_io_stop(w->loop, io);
             return;
         }
-        drv_log_errno(errno, "accept4", "on %s", aw->listener->name);
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-            errno == ENOMEM) {
+        drv_log_errno(err, "accept4", "on %s", aw->listener->name);
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+            err == ENOMEM) {
             /* Level-triggered accept would spin: pause, let conns close. */
             for (size_t k = 0; k < w->nlisteners; k++)
                 ev_io_stop(w->loop, &w->accepts[k].io);
@@ -117,21 +133,13 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 static void drain_and_unlisten(struct drv_worker *w)
 {
     for (size_t k = 0; k < w->nlisteners; k++) {
-        int fd = w->listeners[k].fd;
+        int fd = w->listeners[k].fd, err;
         if (fd < 0)
             continue;
-        for (;;) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof(ss);
-            int c = accept4(fd, (struct sockaddr *)&ss, &len,
-                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (c < 0 && errno == EINTR)
-                continue;
-            if (c < 0)
-                break; /* EAGAIN, or EINVAL: a sibling shut it down */
-            drv_conn_accepted(w, c, (struct sockaddr *)&ss, len,
-                              &w->listeners[k]);
-        }
+        /* Until EAGAIN (or EINVAL: a sibling shut it down first). */
+        while ((err = take_connection(w, &w->listeners[k])) == 0 ||
+               retry_accept(err))
+            ;
         /* Only a socket drover bound: one systemd (or a parent, fd://)
          * passed in is theirs, and must still listen for the next start. */
         if (w->listeners[k].owned && w->listeners[k].family != AF_UNIX)
