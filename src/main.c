@@ -115,7 +115,7 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
     return rc;
 }
 
-/* --chdir, --umask, --user/--group (checked; workers switch) and --env act
+/* --chdir, --user/--group (checked; workers switch) and --env act
  * before anything is opened or imported. */
 static int prepare_process(const struct drv_settings *s, char *err,
                            size_t errlen)
@@ -124,7 +124,6 @@ static int prepare_process(const struct drv_settings *s, char *err,
         snprintf(err, errlen, "--chdir '%s': %s", s->chdir, strerror(errno));
         return -1;
     }
-    umask((mode_t)drv_settings_parse_umask(s->umask ? s->umask : "0"));
     struct drv_identity id;
     if (drv_master_identity(s, &id, err, errlen) != 0)
         return -1;
@@ -259,8 +258,6 @@ static int serve(struct server *srv)
     /* Set after a reload: the previous image's workers are serving. */
     int scoreboard_fd = drv_reexec_inherited_fd();
     int status = EXIT_CONFIG;
-    /* Before anything is created: the log files and pid file too. */
-    umask((mode_t)drv_settings_parse_umask(s->umask ? s->umask : "0"));
     bool ready = open_logs(srv, err, sizeof(err)) == 0 &&
                  prepare_process(s, err, sizeof(err)) == 0;
     if (!ready && scoreboard_fd < 0)
@@ -353,6 +350,11 @@ int main(int argc, char **argv)
                           sizeof(err)) != 0)
         return fail(EXIT_CONFIG, err);
 
+    /* Before anything is created (log files, the pid file, a check's
+     * test files), so every one of them gets it. */
+    if (action == DRV_ACTION_SERVE || action == DRV_ACTION_CHECK_CONFIG)
+        umask((mode_t)drv_settings_parse_umask(srv.s.umask ? srv.s.umask
+                                                           : "0"));
     int status = 0;
     switch (action) {
     case DRV_ACTION_HELP:
