@@ -662,6 +662,12 @@ static void banner(const struct dev *d, const struct drv_listener *l, size_t n)
                  d->s->workers);
 }
 
+static bool later(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec ||
+           (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
 /* The watches exist only once the app is imported: a file saved while the
  * import ran (a formatter's second save, "save all") would go unseen, and
  * the old code served with no word. A watched file modified since the
@@ -680,13 +686,7 @@ static void catch_up(struct dev *d, const struct timespec *since)
             snprintf(path, sizeof(path), "%s/%s", dir->path, dir->names[k]);
             if (stat(path, &st) != 0)
                 continue;
-            const struct timespec *m = &st.st_mtim;
-            bool after = m->tv_sec > since->tv_sec ||
-                         (m->tv_sec == since->tv_sec &&
-                          m->tv_nsec > since->tv_nsec);
-            bool past = m->tv_sec < now.tv_sec ||
-                        (m->tv_sec == now.tv_sec && m->tv_nsec <= now.tv_nsec);
-            if (after && past) {
+            if (later(&st.st_mtim, since) && !later(&st.st_mtim, &now)) {
                 changed(d, path);
                 return;
             }
