@@ -18,6 +18,11 @@
 #include <stdbool.h>
 #include <string.h>
 
+/* The struct that holds `ptr` as its `member` (an embedded watcher's
+ * owner, say). */
+#define drv_container_of(ptr, type, member)                                   \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 struct drv_str {
     const char *ptr;
     size_t len;

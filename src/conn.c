@@ -31,20 +31,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
+
 #include "accesslog.h"
 #include "app.h"
+#include "listener.h"
 #include "log.h"
 #include "proxy.h"
 #include "response.h"
 #include "scoreboard.h"
-#include "worker.h"
+#include "settings.h"
 
 enum conn_state { C_READING, C_WRITING, C_LINGER };
 
 struct drv_conn {
     ev_io io;
     ev_timer timer;
-    struct drv_worker *w;
+    struct drv_conns *set;
     struct drv_conn *prev, *next;
     int fd;
     enum conn_state state;
@@ -74,53 +77,52 @@ static void set_events(struct drv_conn *c, int events)
 {
     if (c->io.events == events && ev_is_active(&c->io))
         return;
-    ev_io_stop(c->w->loop, &c->io);
+    ev_io_stop(c->set->loop, &c->io);
     ev_io_set(&c->io, c->fd, events);
-    ev_io_start(c->w->loop, &c->io);
+    ev_io_start(c->set->loop, &c->io);
 }
 
 static void set_timer(struct drv_conn *c, double seconds)
 {
-    ev_timer_stop(c->w->loop, &c->timer);
+    ev_timer_stop(c->set->loop, &c->timer);
     ev_timer_set(&c->timer, seconds, 0.0);
-    ev_timer_start(c->w->loop, &c->timer);
+    ev_timer_start(c->set->loop, &c->timer);
 }
 
 static void close_conn(struct drv_conn *c)
 {
-    struct drv_worker *w = c->w;
+    struct drv_conns *set = c->set;
     if (c->closed)
         return;
     c->closed = true;
-    ev_io_stop(w->loop, &c->io);
-    ev_timer_stop(w->loop, &c->timer);
-    drv_response_free(&c->res);
+    ev_io_stop(set->loop, &c->io);
+    ev_timer_stop(set->loop, &c->timer);
+    drv_response_clear(&c->res);
     close(c->fd);
     c->fd = -1;
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        set->open = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->next = w->dead;
+    c->next = set->dead;
     c->prev = NULL;
-    w->dead = c;
-    w->nconns--;
-    if (w->stopping && w->nconns == 0)
-        ev_break(w->loop, EVBREAK_ALL);
+    set->dead = c;
+    set->n--;
+    if (set->closing && set->n == 0)
+        ev_break(set->loop, EVBREAK_ALL);
 }
 
-void drv_conn_reap(struct drv_worker *w)
+void drv_conns_reap(struct drv_conns *set)
 {
-    while (w->dead) {
-        struct drv_conn *c = w->dead;
-        w->dead = c->next;
+    while (set->dead) {
+        struct drv_conn *c = set->dead;
+        set->dead = c->next;
         drv_http_free(&c->http);
         drv_buf_free(&c->in);
         drv_buf_free(&c->out);
-        drv_buf_free(&c->res.headers);
-        drv_buf_free(&c->res.pending);
+        drv_response_free(&c->res);
         free(c);
     }
 }
@@ -143,30 +145,29 @@ static void peer_name(struct drv_conn *c, const struct sockaddr *sa)
 
 static void on_readable(struct drv_conn *c);
 
-void drv_conn_accepted(struct drv_worker *w, int fd,
-                       const struct sockaddr *peer, socklen_t peerlen,
-                       struct drv_listener *listener)
+void drv_conn_accept(struct drv_conns *set, int fd,
+                     const struct sockaddr *peer,
+                     struct drv_listener *listener)
 {
-    (void)peerlen;
     if (peer->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     struct drv_conn *c = drv_xcalloc(1, sizeof(*c));
-    c->w = w;
+    c->set = set;
     c->fd = fd;
     c->listener = listener;
     peer_name(c, peer);
-    drv_http_init(&c->http, &w->limits);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    drv_http_init(&c->http, &set->limits);
+    c->next = set->open;
+    if (set->open)
+        set->open->prev = c;
+    set->open = c;
+    set->n++;
     ev_io_init(&c->io, on_io, fd, EV_READ);
     ev_init(&c->timer, on_timer);
-    ev_io_start(w->loop, &c->io);
-    set_timer(c, w->settings->header_timeout);
+    ev_io_start(set->loop, &c->io);
+    set_timer(c, set->settings->header_timeout);
     /* The request is usually there already (TCP_DEFER_ACCEPT): serve it
      * now. A worker busy with it takes no further connection meanwhile,
      * so its idle siblings get them. */
@@ -187,8 +188,8 @@ static void start_linger(struct drv_conn *c)
 
 static void log_access(struct drv_conn *c)
 {
-    struct drv_worker *w = c->w;
-    if (!w->accesslog)
+    struct drv_conns *set = c->set;
+    if (!set->accesslog)
         return;
     struct drv_access_entry e = {
         .req = &c->http.req.view,
@@ -206,21 +207,22 @@ static void log_access(struct drv_conn *c)
      * named, when fill_view() took one for this request. */
     if (e.req->remote_addr.ptr == c->fwd.addr)
         e.remote = (struct drv_str){c->fwd.addr, strlen(c->fwd.addr)};
-    drv_accesslog_write(w->accesslog, &e);
+    drv_accesslog_write(set->accesslog, &e);
 }
 
 /* The response is fully written: log it and decide the connection's fate. */
 static void response_done(struct drv_conn *c)
 {
-    struct drv_worker *w = c->w;
+    struct drv_conns *set = c->set;
     log_access(c);
-    w->requests++;
-    if (w->slot)
-        drv_slot_count(w->slot, c->res.status, c->res.body_bytes);
-    bool keep = drv_response_keeps_alive(&c->res) && !w->stopping;
-    drv_response_free(&c->res);
+    set->responses++;
+    if (set->slot)
+        drv_slot_count(set->slot, c->res.status, c->res.body_bytes);
+    bool keep = drv_response_keeps_alive(&c->res) && !set->closing;
+    drv_response_clear(&c->res);
     drv_http_next(&c->http);
-    drv_worker_check_budget(w);
+    if (set->on_response)
+        set->on_response(set);
     if (!keep) {
         if (c->linger)
             start_linger(c);
@@ -231,21 +233,8 @@ static void response_done(struct drv_conn *c)
     c->state = C_READING;
     set_events(c, EV_READ);
     if (drv_buf_size(&c->in) == 0)
-        set_timer(c, w->settings->keepalive);
+        set_timer(c, set->settings->keepalive);
     drv_buf_trim(&c->out, 64 * 1024);
-}
-
-/* Replace whatever the response held with drover's own small one. */
-static void own_response(struct drv_conn *c, int status, bool keep,
-                         bool head_only)
-{
-    struct drv_request *req = &c->http.req;
-    drv_response_free(&c->res);
-    drv_response_init(&c->res, &c->out, req, keep);
-    c->res.status = status;
-    c->res.state = DRV_RESPONSE_DONE;
-    c->res.body_bytes = drv_response_simple(
-        &c->out, status, NULL, keep, req->http_minor == 0, head_only);
 }
 
 /* Answer a request that cannot be served (bad bytes, limits, timeouts)
@@ -255,7 +244,8 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
     drv_info("%d %s from %s: %s", status, drv_status_reason(status),
              c->remote[0] ? c->remote : c->listener->name,
              reason ? reason : "");
-    own_response(c, status, false, false);
+    drv_response_init(&c->res, &c->out, &c->http.req, false);
+    drv_response_error(&c->res, status, false);
     c->linger = true;
     c->state = C_WRITING;
     flush(c);
@@ -271,7 +261,7 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
     v->url_scheme = (struct drover_str){"http", 4};
     /* Behind a trusted proxy the client and scheme come from its headers
      * (forwarded_allow_ips; see proxy.h). */
-    if (!drv_proxy_resolve(&c->w->settings->forwarded_allow_ips, c->remote,
+    if (!drv_proxy_resolve(&c->set->settings->forwarded_allow_ips, c->remote,
                            v->headers, v->nheaders, &c->fwd))
         return;
     if (c->fwd.addr[0]) {
@@ -285,33 +275,29 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
 
 static void run_app(struct drv_conn *c)
 {
-    struct drv_worker *w = c->w;
+    struct drv_conns *set = c->set;
     struct drv_request *req = &c->http.req;
-    bool keep = req->keep_alive && w->settings->keepalive > 0 && !w->stopping;
+    bool keep =
+        req->keep_alive && set->settings->keepalive > 0 && !set->closing;
     fill_view(c, &req->view);
     drv_response_init(&c->res, &c->out, req, keep);
     c->state = C_WRITING;
-    ev_timer_stop(w->loop, &c->timer);
+    ev_timer_stop(set->loop, &c->timer);
 
-    if (w->slot)
-        drv_slot_busy(w->slot, &req->view);
-    int rc = w->app->ops->call(w->app, req, &c->res);
-    if (w->slot)
-        drv_slot_idle(w->slot);
+    if (set->slot)
+        drv_slot_busy(set->slot, &req->view);
+    int rc = set->app->ops->call(set->app, req, &c->res);
+    if (set->slot)
+        drv_slot_idle(set->slot);
     if (rc != 0) {
-        if (c->res.state < DRV_RESPONSE_COMMITTED) {
-            own_response(c, 500, keep, req->is_head);
-        } else {
-            /* Part of the body is out: cut the connection so the client
-             * sees a truncated response, never a false success. */
-            drv_response_free(&c->res);
-            c->res.failed = true;
-            c->res.state = DRV_RESPONSE_DONE;
-        }
-    } else if (drv_response_finish(&c->res) != 0 &&
-               c->res.state < DRV_RESPONSE_COMMITTED) {
+        /* Part of the body is out when the error page cannot replace the
+         * response: cut the connection so the client sees a truncated
+         * response, never a false success. */
+        if (drv_response_error(&c->res, 500, req->is_head) != 0)
+            drv_response_abort(&c->res);
+    } else if (drv_response_finish(&c->res) != 0) {
         /* The app returned without a valid response started. */
-        own_response(c, 500, keep, req->is_head);
+        drv_response_error(&c->res, 500, req->is_head);
     }
     flush(c);
 }
@@ -320,7 +306,7 @@ static void run_app(struct drv_conn *c)
 static void wait_writable(struct drv_conn *c)
 {
     set_events(c, EV_WRITE);
-    set_timer(c, c->w->settings->io_timeout);
+    set_timer(c, c->set->settings->io_timeout);
 }
 
 /* Send the next part of a file body with sendfile(2). Returns 0 to go on
@@ -405,7 +391,7 @@ static void send_continue(struct drv_conn *c)
 /* Feed buffered bytes to the parser and act on what it finds. */
 static void process(struct drv_conn *c)
 {
-    struct drv_worker *w = c->w;
+    const struct drv_settings *s = c->set->settings;
     while (!c->closed && c->state == C_READING && drv_buf_size(&c->in)) {
         bool was_idle = drv_http_idle(&c->http);
         size_t used = 0;
@@ -415,16 +401,16 @@ static void process(struct drv_conn *c)
         if (was_idle && !drv_http_idle(&c->http)) {
             clock_gettime(CLOCK_REALTIME, &c->started);
             c->t0 = ev_time();
-            set_timer(c, w->settings->header_timeout);
+            set_timer(c, s->header_timeout);
         }
         switch (r) {
         case DRV_HTTP_AGAIN:
             if (c->http.head_done)
-                set_timer(c, w->settings->io_timeout);
+                set_timer(c, s->io_timeout);
             break;
         case DRV_HTTP_HEAD:
             send_continue(c);
-            set_timer(c, w->settings->io_timeout);
+            set_timer(c, s->io_timeout);
             break;
         case DRV_HTTP_ERROR:
             drv_buf_reset(&c->in);
@@ -498,7 +484,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
      * answer it rather than reset the connection under it. */
     if (c->state == C_READING && drv_http_idle(&c->http) &&
         drv_buf_size(&c->in) == 0 && request_waiting(c)) {
-        set_timer(c, c->w->settings->header_timeout);
+        set_timer(c, c->set->settings->header_timeout);
         on_readable(c);
         return;
     }
@@ -509,15 +495,15 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     }
     if (c->state == C_WRITING)
         drv_debug("closing %s: no write progress for %.0fs", c->remote,
-                  c->w->settings->io_timeout);
+                  c->set->settings->io_timeout);
     close_conn(c);
 }
 
-void drv_conn_stop_idle_all(struct drv_worker *w)
+void drv_conns_close_idle(struct drv_conns *set)
 {
     /* close_conn() relinks only the closed connection, and frees nothing
      * until the reaper runs, so `next` stays valid. */
-    for (struct drv_conn *c = w->conns, *next; c; c = next) {
+    for (struct drv_conn *c = set->open, *next; c; c = next) {
         next = c->next;
         if (c->state == C_READING && drv_http_idle(&c->http) &&
             drv_buf_size(&c->in) == 0 && !request_waiting(c))
@@ -525,8 +511,8 @@ void drv_conn_stop_idle_all(struct drv_worker *w)
     }
 }
 
-void drv_conn_close_all(struct drv_worker *w)
+void drv_conns_close_all(struct drv_conns *set)
 {
-    while (w->conns)
-        close_conn(w->conns);
+    while (set->open)
+        close_conn(set->open);
 }

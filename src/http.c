@@ -9,7 +9,8 @@
  *   400  over-long request line; HTTP/1.1 without exactly one Host
  *   413  Content-Length or de-chunked body over max_body_size
  *   417  an Expect other than 100-continue
- *   431  too many header fields, or one field too large
+ *   431  too many header fields, one field too large, or the whole head
+ *        over its limit
  *   501  a Transfer-Encoding other than chunked
  *   505  a version other than HTTP/1.0 and HTTP/1.1
  *
@@ -87,6 +88,9 @@ static int count_field(struct drv_http *h, size_t len)
     int limit = h->limits->field_size;
     if (limit > 0 && h->field_len > (uint32_t)limit)
         return refuse(h, 431, "header field too large");
+    int64_t head = h->limits->head;
+    if (head > 0 && (int64_t)h->req.head.len > head)
+        return refuse(h, 431, "request head too large");
     return 0;
 }
 
@@ -245,6 +249,64 @@ static void split_target(struct drover_request *v)
     }
 }
 
+/* Split an authority ("host", "host:port", "[v6]:port") into host and
+ * port; the port is empty when there is none or it is empty. */
+static void split_authority(struct drover_request *v)
+{
+    const char *p = v->authority.ptr, *end = p + v->authority.len;
+    const char *colon = NULL;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', v->authority.len);
+        if (close && close + 1 < end && close[1] == ':')
+            colon = close + 1;
+    } else {
+        colon = memchr(p, ':', v->authority.len);
+    }
+    v->host = (struct drover_str){p, colon ? (size_t)(colon - p)
+                                           : v->authority.len};
+    v->port = colon ? (struct drover_str){colon + 1, (size_t)(end - colon - 1)}
+                    : (struct drover_str){"", 0};
+}
+
+/*
+ * The host the request is for. RFC 9112 3.2.2: an absolute-form target's
+ * authority wins over the Host header. Userinfo ("user:pass@") is dropped:
+ * it names no host, and an app must never take it for one.
+ */
+static void find_authority(struct drv_request *r)
+{
+    struct drover_request *v = &r->view;
+    struct drover_str t = v->target;
+    size_t skip = t.len > 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
+                  : t.len > 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
+                                                                       : 0;
+    v->authority = (struct drover_str){"", 0};
+    r->authority_from_target = false;
+    if (skip) {
+        size_t n = skip;
+        while (n < t.len && t.ptr[n] != '/' && t.ptr[n] != '?' &&
+               t.ptr[n] != '#')
+            n++;
+        struct drover_str a = {t.ptr + skip, n - skip};
+        for (size_t i = a.len; i-- > 0;) {
+            if (a.ptr[i] == '@') {
+                a = (struct drover_str){a.ptr + i + 1, a.len - i - 1};
+                break;
+            }
+        }
+        if (a.len) {
+            v->authority = a;
+            r->authority_from_target = true;
+        }
+    }
+    if (!r->authority_from_target) {
+        const struct drover_header *h = drv_http_header(r, "host");
+        if (h)
+            v->authority = h->value;
+    }
+    split_authority(v);
+}
+
 /* Build the app-facing views; the head buffer no longer moves. */
 static void build_views(struct drv_http *h)
 {
@@ -270,6 +332,7 @@ static void build_views(struct drv_http *h)
     v->headers = r->headers;
     v->nheaders = r->nheaders;
     v->body = (struct drover_str){"", 0};
+    find_authority(r);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -445,6 +508,7 @@ void drv_http_next(struct drv_http *h)
     r->nheaders = 0;
     r->view = (struct drover_request){0};
     r->keep_alive = r->expect_continue = r->is_head = false;
+    r->authority_from_target = false;
     r->content_length = -1;
     h->error_status = 0;
     h->error_reason = NULL;

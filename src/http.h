@@ -21,10 +21,14 @@
 
 #include "buf.h"
 
+/* gunicorn's default limit_request_line and limit_request_field_size. */
+#define DRV_HTTP_FIELD_DEFAULT 8190
+
 struct drv_http_limits {
     int request_line;    /* max bytes of method + target + version, 0 = off */
     int fields;          /* max header count, 0 = off */
     int field_size;      /* max bytes of one header name + value, 0 = off */
+    int64_t head;        /* max bytes of the whole head, 0 = off */
     int64_t max_body;    /* max body bytes, 0 = off */
     int64_t body_memory; /* bodies past this spool to a temporary file */
 };
@@ -55,6 +59,9 @@ struct drv_request {
     bool keep_alive;      /* the client allows another request after it */
     bool expect_continue; /* Expect: 100-continue with a body to come */
     bool is_head;         /* method HEAD: response carries no body */
+    /* view.authority comes from an absolute-form target, not from the
+     * Host header (which it overrides: RFC 9112 3.2.2) */
+    bool authority_from_target;
     int64_t content_length; /* from the header, -1 if none / chunked */
 };
 
@@ -71,7 +78,7 @@ struct drv_http {
     llhttp_t p;
     struct drv_request req;
     const struct drv_http_limits *limits;
-    int error_status;       /* 400, 413, 417, 431, 501, 505 on ERROR */
+    int error_status;       /* 400, 413, 417, 431, 500, 501, 505 on ERROR */
     const char *error_reason; /* short text for the log */
     uint32_t line_len;      /* request-line bytes seen */
     uint32_t field_len;     /* bytes of the header being read */

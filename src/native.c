@@ -43,7 +43,7 @@ static int n_start(struct drover_response *r, int status, const char *reason,
         const struct drover_header *h = &headers[i];
         if (drv_response_header(res, h->name.ptr, h->name.len, h->value.ptr,
                                 h->value.len) != 0) {
-            res->state = DRV_RESPONSE_NEW;
+            drv_response_cancel(res);
             return -1;
         }
     }
@@ -85,7 +85,7 @@ static int native_call(struct drv_app *app, struct drv_request *req,
     int rc = na->abi->handle(na->state, &req->view, &r);
     if (rc != 0)
         return -1;
-    if (res->state == DRV_RESPONSE_NEW) {
+    if (!drv_response_started(res)) {
         drv_error("%s: handle returned 0 without starting a response",
                   app->spec);
         return -1;

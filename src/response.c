@@ -104,12 +104,64 @@ static void close_source(struct drv_response *r)
         r->source.close(r->source.state);
 }
 
-void drv_response_free(struct drv_response *r)
+void drv_response_clear(struct drv_response *r)
 {
     close_source(r);
     drv_buf_trim(&r->headers, 8 * 1024);
     drv_buf_reset(&r->pending);
     drv_buf_trim(&r->pending, 0);
+}
+
+void drv_response_free(struct drv_response *r)
+{
+    close_source(r);
+    drv_buf_free(&r->headers);
+    drv_buf_free(&r->pending);
+}
+
+int drv_response_cancel(struct drv_response *r)
+{
+    if (r->state >= DRV_RESPONSE_COMMITTED)
+        return -EALREADY;
+    if (r->state == DRV_RESPONSE_STARTED) {
+        close_source(r);
+        drv_buf_reset(&r->headers);
+        drv_buf_reset(&r->pending);
+        r->status = 0;
+        r->content_length = -1;
+        r->has_file = false;
+        r->app_date = r->app_server = false;
+        r->state = DRV_RESPONSE_NEW;
+    }
+    return 0;
+}
+
+void drv_response_abort(struct drv_response *r)
+{
+    close_source(r);
+    r->failed = true;
+    r->state = DRV_RESPONSE_DONE;
+}
+
+int drv_response_error(struct drv_response *r, int status, bool head_only)
+{
+    if (r->state >= DRV_RESPONSE_COMMITTED)
+        return -EALREADY;
+    close_source(r);
+    drv_buf_reset(&r->headers);
+    drv_buf_reset(&r->pending);
+    const struct drv_request *req = r->req;
+    bool http10 = req && req->http_minor == 0;
+    size_t before = drv_buf_size(r->out);
+    r->body_bytes = drv_response_simple(r->out, status, NULL, r->keep_alive,
+                                        http10, head_only);
+    r->head_bytes = drv_buf_size(r->out) - before - r->body_bytes;
+    r->status = status;
+    r->content_length = -1;
+    r->has_file = r->chunked = false;
+    r->no_body = head_only;
+    r->state = DRV_RESPONSE_DONE;
+    return 0;
 }
 
 int drv_response_start(struct drv_response *r, int status, const char *reason,

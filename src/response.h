@@ -2,7 +2,7 @@
  * response: turns what an app says (status, headers, body bytes or a body
  * source) into HTTP/1.1 bytes in the connection's output buffer.
  *
- * States, in order (a response only moves forward):
+ * States, in order:
  *
  *   NEW        nothing said yet; drv_response_start() may be called, and
  *              called again (WSGI exc_info) until the head is committed
@@ -10,7 +10,16 @@
  *              held in `pending` (so a short body gets a Content-Length)
  *   COMMITTED  the head is in the output buffer; framing is fixed:
  *              Content-Length, chunked, or (HTTP/1.0) close-delimited
- *   DONE       the last body byte (and the last-chunk marker) is queued
+ *   DONE       the last body byte (and the last-chunk marker) is queued,
+ *              or the body was abandoned (`failed`: close after flushing)
+ *
+ * A response only moves forward, with one exception before anything is
+ * on the wire: drv_response_cancel() takes a STARTED response back to NEW
+ * (the app's start failed, or the app failed after starting), and
+ * drv_response_error() replaces a response that is not committed with
+ * drover's own small one. Only this module writes a response's fields;
+ * other modules read them (status, body_bytes, headers for the access
+ * log) and act through the verbs below.
  *
  * The head is committed when the app finishes (drv_response_finish), when
  * pending body bytes pass DRV_RESPONSE_HOLD, or when a streamed body is
@@ -80,11 +89,35 @@ struct drv_response {
     bool failed;       /* the body cannot be completed: close after flush */
 };
 
-/* Begin a response to `req` writing into `out`. */
+/* Begin a response to `req` writing into `out`. The response's own
+ * buffers (kept from an earlier response on the same connection) are
+ * reused. */
 void drv_response_init(struct drv_response *r, struct drv_buf *out,
                        const struct drv_request *req, bool keep_alive);
-/* Call the source's close if still open and free held memory. */
+/* The response is over (sent, or its connection gone): call the source's
+ * close if it is still open, and give back memory a large response grew,
+ * keeping a small amount for the next response on the connection. */
+void drv_response_clear(struct drv_response *r);
+/* Clear, and free all the response's memory (the connection is going). */
 void drv_response_free(struct drv_response *r);
+
+/* Take a STARTED response back to NEW: its status, headers and held body
+ * are dropped, as if start had never been called (the app's start failed
+ * half-way, or the app failed after starting). Returns 0, or -EALREADY
+ * once committed (the response cannot be withdrawn: use abort). NEW is
+ * left as it is. */
+int drv_response_cancel(struct drv_response *r);
+/* The body cannot be completed (the app failed after the head went out):
+ * close the source, mark the response failed and DONE, so the connection
+ * closes after what is queued and the client sees a truncated body, never
+ * a false success. */
+void drv_response_abort(struct drv_response *r);
+/* Replace a response that is not committed with drover's own small one
+ * (drv_response_simple: status, text/plain reason; no body for HEAD when
+ * `head_only`), complete (DONE). Whatever the app said is dropped and
+ * its source closed. The connection stays open when the response's
+ * keep_alive allows. Returns 0, or -EALREADY once committed. */
+int drv_response_error(struct drv_response *r, int status, bool head_only);
 
 /* Set the status (100..999) and reason (NULL: the standard phrase). Valid
  * before commit; a second call replaces status and headers. Returns 0 or
@@ -129,6 +162,16 @@ int drv_response_finish(struct drv_response *r);
  * source failed (r->failed is set: flush and close).
  */
 int drv_response_pull(struct drv_response *r);
+
+/* Predicates, for callers deciding what to do with a response. */
+static inline bool drv_response_started(const struct drv_response *r)
+{
+    return r->state != DRV_RESPONSE_NEW;
+}
+static inline bool drv_response_committed(const struct drv_response *r)
+{
+    return r->state >= DRV_RESPONSE_COMMITTED;
+}
 
 /* Whether the connection stays open after this response. */
 static inline bool drv_response_keeps_alive(const struct drv_response *r)

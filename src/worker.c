@@ -25,6 +25,8 @@
 #define ACCEPT_BATCH_SHARED 16
 #define BEAT_SECONDS 1.0
 
+static void check_budget(struct drv_worker *w);
+
 /* Accept one connection from `l` and hand it to conn.c (which serves its
  * request at once if it is there). Returns 0, or the errno of accept4. */
 static int take_connection(struct drv_worker *w, struct drv_listener *l)
@@ -35,7 +37,7 @@ static int take_connection(struct drv_worker *w, struct drv_listener *l)
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return errno;
-    drv_conn_accepted(w, fd, (struct sockaddr *)&ss, len, l);
+    drv_conn_accept(&w->conns, fd, (struct sockaddr *)&ss, l);
     return 0;
 }
 
@@ -55,7 +57,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     for (int i = 0; i < batch && !w->stopping; i++) {
         int err = take_connection(w, aw->listener);
         if (err == 0) {
-            drv_worker_check_budget(w);
+            check_budget(w);
             continue;
         }
         if (retry_accept(err))
@@ -93,7 +95,7 @@ static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)revents;
     struct drv_worker *w = drv_container_of(p, struct drv_worker, reaper);
-    drv_conn_reap(w);
+    drv_conns_reap(&w->conns);
     drv_response_clock((time_t)ev_now(loop));
     if (w->slot)
         drv_slot_store(&w->slot->heartbeat_ms, drv_now_ms());
@@ -116,7 +118,7 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     struct drv_worker *w = drv_container_of(t, struct drv_worker, graceful);
     drv_warn("graceful timeout: closing %zu connection(s) still busy",
-             w->nconns);
+             w->conns.n);
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -152,6 +154,7 @@ static void stop(struct drv_worker *w, bool close_idle, bool shutdown_all)
     if (w->stopping)
         return;
     w->stopping = true;
+    w->conns.closing = true;
     for (size_t k = 0; k < w->nlisteners; k++)
         ev_io_stop(w->loop, &w->accepts[k].io);
     ev_timer_stop(w->loop, &w->accept_pause);
@@ -166,8 +169,8 @@ static void stop(struct drv_worker *w, bool close_idle, bool shutdown_all)
         w->listeners[k].fd = -1;
     }
     if (close_idle)
-        drv_conn_stop_idle_all(w);
-    if (w->nconns == 0) {
+        drv_conns_close_idle(&w->conns);
+    if (w->conns.n == 0) {
         ev_break(w->loop, EVBREAK_ALL);
         return;
     }
@@ -194,15 +197,21 @@ void drv_worker_retire(struct drv_worker *w)
  * client has its keep-alive connection closed under a request it is
  * sending: it was told "Connection: close" with its last response.
  */
-void drv_worker_check_budget(struct drv_worker *w)
+static void check_budget(struct drv_worker *w)
 {
+    struct drv_conns *set = &w->conns;
     if (!w->max_requests || w->stopping ||
-        w->requests + w->nconns < w->max_requests)
+        set->responses + set->n < w->max_requests)
         return;
     drv_info("Autorestarting worker: %llu requests served, %zu "
              "connection(s) finishing",
-             (unsigned long long)w->requests, w->nconns);
+             (unsigned long long)set->responses, set->n);
     drv_worker_retire(w);
+}
+
+static void on_response(struct drv_conns *set)
+{
+    check_budget(drv_container_of(set, struct drv_worker, conns));
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
@@ -231,6 +240,25 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* The parser's limits, from the settings (gunicorn's meanings). */
+static void http_limits(struct drv_http_limits *l, const struct drv_settings *s)
+{
+    *l = (struct drv_http_limits){
+        .request_line = s->limit_request_line,
+        /* gunicorn: 0 means the maximum, not unlimited */
+        .fields = s->limit_request_fields ? s->limit_request_fields : 32768,
+        .field_size = s->limit_request_field_size,
+        .max_body = s->max_body_size,
+        .body_memory = s->body_buffer_size,
+    };
+    /* The whole head is bounded even when one field is not (field size
+     * 0): by as many fields as allowed of the default field size. */
+    int64_t field = l->field_size > 0 ? l->field_size : DRV_HTTP_FIELD_DEFAULT;
+    int64_t line = l->request_line > 0 ? l->request_line
+                                       : DRV_HTTP_FIELD_DEFAULT;
+    l->head = line + (int64_t)l->fields * (field + 4) + 2;
+}
+
 int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                     struct drv_listener *listeners, size_t nlisteners,
                     struct drv_app *app, struct drv_accesslog *accesslog)
@@ -241,14 +269,12 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
         .listeners = listeners,
         .nlisteners = nlisteners,
         .accesslog = accesslog,
-        .limits = {.request_line = s->limit_request_line,
-                   /* gunicorn: 0 means the maximum, not unlimited */
-                   .fields = s->limit_request_fields ? s->limit_request_fields
-                                                     : 32768,
-                   .field_size = s->limit_request_field_size,
-                   .max_body = s->max_body_size,
-                   .body_memory = s->body_buffer_size},
+        .conns = {.settings = s,
+                  .app = app,
+                  .accesslog = accesslog,
+                  .on_response = on_response},
     };
+    http_limits(&w->conns.limits, s);
     /* Not the default loop: its SIGCHLD watcher would reap the children
      * an app starts itself (subprocess.run) behind the app's back. */
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -256,11 +282,13 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
         drv_error("cannot create the event loop (libev)");
         return -1;
     }
+    w->conns.loop = w->loop;
     return 0;
 }
 
 int drv_worker_run(struct drv_worker *w)
 {
+    w->conns.slot = w->slot;
     w->accepts = drv_xcalloc(w->nlisteners, sizeof(*w->accepts));
     for (size_t k = 0; k < w->nlisteners; k++) {
         struct drv_accept_watch *aw = &w->accepts[k];
@@ -307,8 +335,8 @@ int drv_worker_run(struct drv_worker *w)
 
     ev_run(w->loop, 0);
 
-    drv_conn_close_all(w);
-    drv_conn_reap(w);
+    drv_conns_close_all(&w->conns);
+    drv_conns_reap(&w->conns);
     free(w->accepts);
     w->accepts = NULL;
     /* A signal must not reach a destroyed loop: stop its watchers first

@@ -34,16 +34,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "http.h"
+#include "conn.h"
 #include "listener.h"
 #include "settings.h"
 
-#define drv_container_of(ptr, type, member)                                   \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
 struct drv_app;
 struct drv_accesslog;
-struct drv_conn;
 struct drv_slot;
 
 struct drv_accept_watch {
@@ -60,11 +56,7 @@ struct drv_worker {
     size_t nlisteners;
     struct drv_accept_watch *accepts;
     struct drv_accesslog *accesslog; /* NULL: no access log */
-    struct drv_http_limits limits;
-
-    struct drv_conn *conns; /* open connections (doubly linked) */
-    struct drv_conn *dead;  /* closed, freed before the next poll */
-    size_t nconns;
+    struct drv_conns conns;          /* the connections this loop serves */
 
     ev_prepare reaper;
     ev_timer accept_pause; /* out of descriptors: retry accepting later */
@@ -76,7 +68,6 @@ struct drv_worker {
     pid_t master_pid;      /* stop when our parent is no longer this */
     bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */
-    uint64_t requests;     /* responses completed */
     uint64_t max_requests; /* stop gracefully after this many, 0 = never */
 };
 
@@ -102,20 +93,5 @@ void drv_worker_stop(struct drv_worker *w);
  * reset. */
 void drv_worker_retire(struct drv_worker *w);
 
-/* Retire once max_requests is within reach (requests served + open
- * connections); called after each accept and each response. */
-void drv_worker_check_budget(struct drv_worker *w);
-
-/* conn.c: take ownership of an accepted socket. */
-void drv_conn_accepted(struct drv_worker *w, int fd,
-                       const struct sockaddr *peer, socklen_t peerlen,
-                       struct drv_listener *listener);
-/* conn.c: close every connection that is idle between requests; busy ones
- * close after their current response. */
-void drv_conn_stop_idle_all(struct drv_worker *w);
-/* conn.c: close every connection at once. */
-void drv_conn_close_all(struct drv_worker *w);
-/* conn.c: free connections closed during the last loop iteration. */
-void drv_conn_reap(struct drv_worker *w);
 
 #endif

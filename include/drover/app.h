@@ -34,8 +34,11 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change to the structs below. drover refuses
- * to load an app built for a different version. */
-#define DROVER_APP_ABI_VERSION 1
+ * to load an app built for a different version: rebuild the app against
+ * this header.
+ *   1  the first version
+ *   2  drover_request gains authority, host and port */
+#define DROVER_APP_ABI_VERSION 2
 
 /* A length-carrying string view; not NUL-terminated. */
 struct drover_str {
@@ -66,6 +69,16 @@ struct drover_request {
     struct drover_str server_addr; /* address the request arrived on */
     int server_port;
     struct drover_str url_scheme;  /* "http" */
+    /* Since ABI version 2: the host the request is for, from an
+     * absolute-form target's authority (which wins, RFC 9112 3.2.2), else
+     * from the Host header; all three are empty when the request names no
+     * host (HTTP/1.0 without Host). `authority` is "host[:port]" as sent,
+     * without userinfo; `host` is its host part (an IPv6 literal keeps its
+     * brackets: "[::1]"); `port` its port as sent, empty when none or
+     * empty was given (the scheme's default port applies then). */
+    struct drover_str authority;
+    struct drover_str host;
+    struct drover_str port;
 };
 
 /*

@@ -115,3 +115,22 @@ def test_the_error_date_header_is_current(drover):
         r = c.read_response()
     when = email.utils.parsedate_to_datetime(r.header("Date"))
     assert abs(when.timestamp() - time.time()) < 5
+
+
+def test_limit_request_field_size_0_lifts_the_field_limit_but_caps_the_head(
+        drover):
+    # 0 means "no limit on one field" (gunicorn's meaning); the whole head
+    # stays bounded by the field count times the default field size, so a
+    # client cannot make a worker buffer an endless header.
+    srv = drover(TESTAPP, "--limit-request-field-size", "0",
+                 "--limit-request-fields", "10")
+    with RawConn(srv.port, timeout=3) as c:
+        c.send(b"GET /status/200 HTTP/1.1\r\nHost: t\r\nX-Big: " +
+               b"v" * 20000 + b"\r\n\r\n")
+        assert c.read_response().status == 200
+    with RawConn(srv.port, timeout=3) as c:
+        c.send(OK + b"X-Big: " + b"v" * 200000 + b"\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 431
+        assert c.closed_by_server(timeout=3)
+    assert_serves(srv.port)

@@ -239,6 +239,124 @@ static void test_absolute_form_target_yields_its_path(void **state)
     drv_http_free(&h);
 }
 
+/* Parse `raw` whole with `l`; the parser is left for the caller to free. */
+static enum drv_http_result parse_with(struct drv_http *h,
+                                       const struct drv_http_limits *l,
+                                       const char *raw)
+{
+    drv_http_init(h, l);
+    size_t used;
+    return feed(h, raw, strlen(raw), 4096, &used);
+}
+
+static void assert_view(struct drover_str v, const char *want)
+{
+    assert_int_equal(v.len, strlen(want));
+    assert_memory_equal(v.ptr, want, v.len);
+}
+
+static void test_authority_comes_from_the_host_header(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &limits, "GET / HTTP/1.1\r\n"
+                                             "Host: example.com:8080\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.authority, "example.com:8080");
+    assert_view(h.req.view.host, "example.com");
+    assert_view(h.req.view.port, "8080");
+    assert_false(h.req.authority_from_target);
+    drv_http_free(&h);
+}
+
+static void test_an_absolute_form_authority_wins_over_host(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &limits,
+                                "GET http://target.test:81/x HTTP/1.1\r\n"
+                                "Host: header.test\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.authority, "target.test:81");
+    assert_view(h.req.view.host, "target.test");
+    assert_view(h.req.view.port, "81");
+    assert_true(h.req.authority_from_target);
+    drv_http_free(&h);
+}
+
+static void test_userinfo_never_reaches_the_authority(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &limits,
+                                "GET http://user:pa@ss@example.com:8080/foo "
+                                "HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.authority, "example.com:8080");
+    assert_view(h.req.view.host, "example.com");
+    assert_view(h.req.view.port, "8080");
+    assert_view(h.req.view.path, "/foo");
+    drv_http_free(&h);
+}
+
+static void test_ipv6_hosts_keep_their_brackets(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &limits, "GET / HTTP/1.1\r\n"
+                                             "Host: [::1]:5000\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.host, "[::1]");
+    assert_view(h.req.view.port, "5000");
+    drv_http_next(&h);
+    size_t used;
+    static const char bare[] = "GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n";
+    assert_int_equal(drv_http_parse(&h, bare, sizeof(bare) - 1, &used),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.host, "[::1]");
+    assert_view(h.req.view.port, "");
+    drv_http_free(&h);
+}
+
+static void test_an_empty_port_and_no_host_give_empty_views(void **state)
+{
+    (void)state;
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &limits, "GET / HTTP/1.1\r\n"
+                                             "Host: example.com:\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.host, "example.com");
+    assert_view(h.req.view.port, "");
+    drv_http_free(&h);
+    assert_int_equal(parse_with(&h, &limits, "GET / HTTP/1.0\r\n\r\n"),
+                     DRV_HTTP_DONE);
+    assert_view(h.req.view.authority, "");
+    assert_view(h.req.view.host, "");
+    assert_view(h.req.view.port, "");
+    drv_http_free(&h);
+}
+
+/* limit_request_field_size 0 lifts the per-field limit, not the limit on
+ * the whole head: a head past `head` bytes is refused with 431. */
+static void test_an_unbounded_field_size_still_caps_the_head(void **state)
+{
+    (void)state;
+    struct drv_http_limits l = {.fields = 100, .field_size = 0,
+                                .head = 4096, .body_memory = 1024};
+    char raw[16384];
+    int n = snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(raw + n, 'a', 3000);
+    strcpy(raw + n + 3000, "\r\n\r\n");
+    struct drv_http h;
+    assert_int_equal(parse_with(&h, &l, raw), DRV_HTTP_DONE);
+    drv_http_free(&h);
+    memset(raw + n, 'a', 5000);
+    strcpy(raw + n + 5000, "\r\n\r\n");
+    assert_int_equal(parse_with(&h, &l, raw), DRV_HTTP_ERROR);
+    assert_int_equal(h.error_status, 431);
+    drv_http_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +368,12 @@ int main(void)
         cmocka_unit_test(test_refusals_carry_the_right_status),
         cmocka_unit_test(test_chunked_body_over_the_limit_is_refused_while_arriving),
         cmocka_unit_test(test_absolute_form_target_yields_its_path),
+        cmocka_unit_test(test_authority_comes_from_the_host_header),
+        cmocka_unit_test(test_an_absolute_form_authority_wins_over_host),
+        cmocka_unit_test(test_userinfo_never_reaches_the_authority),
+        cmocka_unit_test(test_ipv6_hosts_keep_their_brackets),
+        cmocka_unit_test(test_an_empty_port_and_no_host_give_empty_views),
+        cmocka_unit_test(test_an_unbounded_field_size_still_caps_the_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,70 @@
+/*
+ * conn: client connections, from accept to close, for one event loop.
+ *
+ * A drv_conns is the set of connections one loop serves (conn.c has the
+ * state machine of each one). Its owner (the worker) fills in what the
+ * connections need (the loop, settings, parser limits, app, access log,
+ * scoreboard slot) and hands each accepted socket to drv_conn_accept().
+ * The set never calls back into its owner but through `on_response`, so
+ * conn.c knows nothing of accepting, signals or recycling.
+ *
+ * `closing` is the owner's word that the server is stopping: from then on
+ * every response says "Connection: close", and the set breaks the loop
+ * once its last connection is gone.
+ */
+#ifndef DRV_CONN_H
+#define DRV_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "http.h"
+
+struct drv_accesslog;
+struct drv_app;
+struct drv_conn;
+struct drv_listener;
+struct drv_settings;
+struct drv_slot;
+
+struct drv_conns {
+    /* Filled in by the owner before the first accept. */
+    struct ev_loop *loop;
+    const struct drv_settings *settings;
+    struct drv_http_limits limits;
+    struct drv_app *app;
+    struct drv_accesslog *accesslog; /* NULL: no access log */
+    struct drv_slot *slot;           /* NULL: no scoreboard */
+    /* Called after every completed response (the owner's request budget
+     * lives there). May set `closing`; must not close connections. */
+    void (*on_response)(struct drv_conns *set);
+
+    /* Kept by conn.c; the owner reads them. */
+    struct drv_conn *open;  /* open connections (doubly linked) */
+    struct drv_conn *dead;  /* closed, freed by drv_conns_reap */
+    size_t n;               /* open connections */
+    uint64_t responses;     /* responses completed */
+    bool closing;           /* set by the owner: see the top comment */
+};
+
+/* Take ownership of an accepted, non-blocking socket that arrived on
+ * `listener` (which must outlive the connection) from `peer`. The
+ * connection's first request is served at once if its bytes are there. */
+void drv_conn_accept(struct drv_conns *set, int fd,
+                     const struct sockaddr *peer,
+                     struct drv_listener *listener);
+
+/* Close every connection that is idle between requests with nothing
+ * unread; busy ones close after their current response (set `closing`
+ * first). */
+void drv_conns_close_idle(struct drv_conns *set);
+/* Close every connection at once. */
+void drv_conns_close_all(struct drv_conns *set);
+/* Free the connections closed since the last call. Call it between loop
+ * iterations (an ev_prepare), never from a connection's own callback. */
+void drv_conns_reap(struct drv_conns *set);
+
+#endif
