@@ -36,6 +36,12 @@ struct drv_app_ops {
     /* In the master once the app is loaded and before the first fork:
      * settle what the workers will share (may be NULL). */
     void (*preloaded)(struct drv_app *app);
+    /* Start one app thread (--threads) running body(arg) without the
+     * GIL or any other app lock; `index` counts from 0 and names it.
+     * Returns 0, or -1 with err filled. NULL: the kind cannot run on app
+     * threads. */
+    int (*spawn)(struct drv_app *app, void (*body)(void *arg), void *arg,
+                 size_t index, char *err, size_t errlen);
     /* Release the app (calls its fini). */
     void (*free)(struct drv_app *app);
 };

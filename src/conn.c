@@ -10,14 +10,27 @@
  *            from its source only when the output buffer runs low. The
  *            parser is not fed, so pipelined requests wait their turn in
  *            `in`. Timer: io_timeout without progress.
+ *   APP      (with app threads) an app thread runs the app call, or pulls
+ *            the next part of a streamed body; meanwhile the loop touches
+ *            neither the request, the response nor `out`, and no watcher
+ *            of the connection is active. The job's done() (loop thread)
+ *            moves it on to WRITING.
  *   LINGER   after an error response: our side is shut down and whatever
  *            the client still sends is read and dropped for a moment, so
  *            the kernel does not reset the connection (and destroy the
  *            error response) over unread data.
  *
  * A connection is never freed inside one of its callbacks: close_conn()
- * stops its watchers and moves it to the worker's dead list, which the
- * reaper frees before the loop next blocks.
+ * stops its watchers and moves it to the set's dead list, which the
+ * reaper frees before the loop next blocks. A connection closed while an
+ * app thread works on it (only at a forced stop) joins the dead list when
+ * the job comes back.
+ *
+ * With app threads (set->pool), every piece of app code runs on them:
+ * the call, pulling a streamed body, and closing a body source (the
+ * response's closer hands it to the pool). The loop thread never waits
+ * for the GIL. The jobs in flight are kept in dispatch order, so the
+ * scoreboard slot can show the oldest to the master's --timeout check.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,12 +50,13 @@
 #include "app.h"
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
 #include "proxy.h"
 #include "response.h"
 #include "scoreboard.h"
 #include "settings.h"
 
-enum conn_state { C_READING, C_WRITING, C_LINGER };
+enum conn_state { C_READING, C_WRITING, C_APP, C_LINGER };
 
 struct drv_conn {
     ev_io io;
@@ -62,6 +76,17 @@ struct drv_conn {
     struct drv_forwarded fwd; /* trusted proxy headers of this request */
     struct timespec started; /* wall clock at the request's first byte */
     ev_tstamp t0;            /* loop time of the same */
+    /* With app threads: the job in flight (state APP), and its place in
+     * the set's list of jobs in flight, oldest first. */
+    struct drv_job job;
+    struct drv_conn *older, *newer;
+    uint64_t dispatched_ms;
+};
+
+/* A body source closed on an app thread (see close_source_later). */
+struct close_job {
+    struct drv_job job;
+    struct drover_body_source source;
 };
 
 #define READ_CHUNK (16 * 1024)
@@ -72,6 +97,8 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 static void process(struct drv_conn *c);
 static void flush(struct drv_conn *c);
+static void close_source_later(void *arg,
+                               const struct drover_body_source *source);
 
 static void set_events(struct drv_conn *c, int events)
 {
@@ -89,6 +116,15 @@ static void set_timer(struct drv_conn *c, double seconds)
     ev_timer_start(c->set->loop, &c->timer);
 }
 
+/* To the dead list, freed by the reaper. */
+static void bury(struct drv_conn *c)
+{
+    drv_response_clear(&c->res);
+    c->next = c->set->dead;
+    c->prev = NULL;
+    c->set->dead = c;
+}
+
 static void close_conn(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
@@ -97,7 +133,6 @@ static void close_conn(struct drv_conn *c)
     c->closed = true;
     ev_io_stop(set->loop, &c->io);
     ev_timer_stop(set->loop, &c->timer);
-    drv_response_clear(&c->res);
     close(c->fd);
     c->fd = -1;
     if (c->prev)
@@ -106,9 +141,11 @@ static void close_conn(struct drv_conn *c)
         set->open = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->next = set->dead;
-    c->prev = NULL;
-    set->dead = c;
+    c->next = c->prev = NULL;
+    /* An app thread still works on its request and response: the job's
+     * done() buries it. */
+    if (c->state != C_APP)
+        bury(c);
     set->n--;
     if (set->closing && set->n == 0)
         ev_break(set->loop, EVBREAK_ALL);
@@ -159,6 +196,8 @@ void drv_conn_accept(struct drv_conns *set, int fd,
     c->listener = listener;
     peer_name(c, peer);
     drv_http_init(&c->http, &set->limits);
+    if (set->pool)
+        drv_response_set_closer(&c->res, close_source_later, set);
     c->next = set->open;
     if (set->open)
         set->open->prev = c;
@@ -273,22 +312,13 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
                                             strlen(c->fwd.scheme)};
 }
 
-static void run_app(struct drv_conn *c)
+/* Call the app and settle its response (on whichever thread runs app
+ * code). */
+static void call_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     struct drv_request *req = &c->http.req;
-    bool keep =
-        req->keep_alive && set->settings->keepalive > 0 && !set->closing;
-    fill_view(c, &req->view);
-    drv_response_init(&c->res, &c->out, req, keep);
-    c->state = C_WRITING;
-    ev_timer_stop(set->loop, &c->timer);
-
-    if (set->slot)
-        drv_slot_busy(set->slot, &req->view);
     int rc = set->app->ops->call(set->app, req, &c->res);
-    if (set->slot)
-        drv_slot_idle(set->slot);
     if (rc != 0) {
         /* Part of the body is out when the error page cannot replace the
          * response: cut the connection so the client sees a truncated
@@ -299,6 +329,139 @@ static void run_app(struct drv_conn *c)
         /* The app returned without a valid response started. */
         drv_response_error(&c->res, 500, req->is_head);
     }
+}
+
+/* A streamed body runs low in `out`: pull from its source. */
+static bool needs_pull(const struct drv_conn *c)
+{
+    const struct drv_response *r = &c->res;
+    return r->state == DRV_RESPONSE_COMMITTED && r->has_source &&
+           !r->has_file && drv_buf_size(&c->out) < OUT_LOW_WATER;
+}
+
+static void pull_body(struct drv_conn *c)
+{
+    while (needs_pull(c))
+        if (drv_response_pull(&c->res) < 0)
+            break;
+}
+
+/* ---- app threads (set->pool) ---- */
+
+static void on_close_job(struct drv_job *job)
+{
+    struct close_job *cj = drv_container_of(job, struct close_job, job);
+    cj->source.close(cj->source.state);
+    free(cj);
+}
+
+/* The response's closer: a source's close may run app code, which only
+ * app threads do. */
+static void close_source_later(void *arg,
+                               const struct drover_body_source *source)
+{
+    struct drv_conns *set = arg;
+    if (drv_pool_on_app_thread()) {
+        source->close(source->state);
+        return;
+    }
+    struct close_job *cj = drv_xcalloc(1, sizeof(*cj));
+    cj->job.run = on_close_job;
+    cj->source = *source;
+    drv_pool_submit(set->pool, &cj->job);
+}
+
+/* The scoreboard slot shows the oldest job in flight. */
+static void show_oldest(struct drv_conns *set)
+{
+    if (!set->slot)
+        return;
+    if (set->oldest)
+        drv_slot_busy_since(set->slot, &set->oldest->http.req.view,
+                            set->oldest->dispatched_ms);
+    else
+        drv_slot_idle(set->slot);
+}
+
+static void on_job_done(struct drv_job *job)
+{
+    struct drv_conn *c = drv_container_of(job, struct drv_conn, job);
+    struct drv_conns *set = c->set;
+    if (c->older)
+        c->older->newer = c->newer;
+    else
+        set->oldest = c->newer;
+    if (c->newer)
+        c->newer->older = c->older;
+    else
+        set->newest = c->older;
+    if (!c->older)
+        show_oldest(set);
+    c->older = c->newer = NULL;
+    if (c->closed) {
+        c->state = C_WRITING;
+        bury(c);
+        return;
+    }
+    c->state = C_WRITING;
+    flush(c);
+    /* A response that completed may have left pipelined requests. */
+    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
+        process(c);
+}
+
+static void on_call_job(struct drv_job *job)
+{
+    call_app(drv_container_of(job, struct drv_conn, job));
+}
+
+static void on_pull_job(struct drv_job *job)
+{
+    pull_body(drv_container_of(job, struct drv_conn, job));
+}
+
+/* Hand the connection to an app thread; nothing of it is touched here
+ * until on_job_done. */
+static void start_job(struct drv_conn *c, drv_job_cb run)
+{
+    struct drv_conns *set = c->set;
+    c->state = C_APP;
+    ev_io_stop(set->loop, &c->io);
+    ev_timer_stop(set->loop, &c->timer);
+    c->job.run = run;
+    c->job.done = on_job_done;
+    c->dispatched_ms = drv_now_ms();
+    c->older = set->newest;
+    c->newer = NULL;
+    if (set->newest)
+        set->newest->newer = c;
+    else
+        set->oldest = c;
+    set->newest = c;
+    if (!c->older)
+        show_oldest(set);
+    drv_pool_submit(set->pool, &c->job);
+}
+
+static void run_app(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    struct drv_request *req = &c->http.req;
+    bool keep =
+        req->keep_alive && set->settings->keepalive > 0 && !set->closing;
+    fill_view(c, &req->view);
+    drv_response_init(&c->res, &c->out, req, keep);
+    c->state = C_WRITING;
+    ev_timer_stop(set->loop, &c->timer);
+    if (set->pool) {
+        start_job(c, on_call_job);
+        return;
+    }
+    if (set->slot)
+        drv_slot_busy(set->slot, &req->view);
+    call_app(c);
+    if (set->slot)
+        drv_slot_idle(set->slot);
     flush(c);
 }
 
@@ -341,10 +504,12 @@ static void flush(struct drv_conn *c)
 {
     struct drv_response *r = &c->res;
     for (;;) {
-        while (r->state == DRV_RESPONSE_COMMITTED && r->has_source &&
-               !r->has_file && drv_buf_size(&c->out) < OUT_LOW_WATER)
-            if (drv_response_pull(r) < 0)
-                break;
+        if (!c->set->pool) {
+            pull_body(c);
+        } else if (needs_pull(c)) {
+            start_job(c, on_pull_job);
+            return;
+        }
         size_t size = drv_buf_size(&c->out);
         if (size == 0 && r->state == DRV_RESPONSE_COMMITTED && r->has_file) {
             if (send_file(c) < 0)

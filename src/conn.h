@@ -38,6 +38,8 @@ struct drv_conns {
     struct drv_app *app;
     struct drv_accesslog *accesslog; /* NULL: no access log */
     struct drv_slot *slot;           /* NULL: no scoreboard */
+    struct drv_pool *pool;           /* app threads; NULL: the app runs
+                                        on the loop thread */
     /* Called after every completed response (the owner's request budget
      * lives there). May set `closing`; must not close connections. */
     void (*on_response)(struct drv_conns *set);
@@ -45,6 +47,7 @@ struct drv_conns {
     /* Kept by conn.c; the owner reads them. */
     struct drv_conn *open;  /* open connections (doubly linked) */
     struct drv_conn *dead;  /* closed, freed by drv_conns_reap */
+    struct drv_conn *oldest, *newest; /* app thread jobs in flight */
     size_t n;               /* open connections */
     uint64_t responses;     /* responses completed */
     bool closing;           /* set by the owner: see the top comment */

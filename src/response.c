@@ -92,7 +92,15 @@ void drv_response_init(struct drv_response *r, struct drv_buf *out,
     drv_buf_reset(&pending);
     *r = (struct drv_response){.out = out, .req = req, .headers = headers,
                                .pending = pending, .content_length = -1,
-                               .keep_alive = keep_alive};
+                               .keep_alive = keep_alive, .closer = r->closer,
+                               .closer_arg = r->closer_arg};
+}
+
+void drv_response_set_closer(struct drv_response *r, drv_source_closer closer,
+                             void *arg)
+{
+    r->closer = closer;
+    r->closer_arg = arg;
 }
 
 static void close_source(struct drv_response *r)
@@ -100,7 +108,11 @@ static void close_source(struct drv_response *r)
     if (!r->has_source)
         return;
     r->has_source = false;
-    if (r->source.close)
+    if (!r->source.close)
+        return;
+    if (r->closer)
+        r->closer(r->closer_arg, &r->source);
+    else
         r->source.close(r->source.state);
 }
 

@@ -53,6 +53,11 @@
 
 struct drv_request;
 
+/* Closes a body source somewhere else (an app thread: see conn.c), since
+ * its close may run app code. */
+typedef void (*drv_source_closer)(void *arg,
+                                  const struct drover_body_source *source);
+
 /* Body bytes held before committing the head. */
 #define DRV_RESPONSE_HOLD (64 * 1024)
 
@@ -87,6 +92,8 @@ struct drv_response {
     bool no_body;
     bool app_date, app_server;
     bool failed;       /* the body cannot be completed: close after flush */
+    drv_source_closer closer; /* NULL: close sources in place */
+    void *closer_arg;
 };
 
 /* Begin a response to `req` writing into `out`. The response's own
@@ -94,6 +101,10 @@ struct drv_response {
  * reused. */
 void drv_response_init(struct drv_response *r, struct drv_buf *out,
                        const struct drv_request *req, bool keep_alive);
+/* From now on, hand body sources to `closer` instead of closing them in
+ * place (kept across drv_response_init). */
+void drv_response_set_closer(struct drv_response *r, drv_source_closer closer,
+                             void *arg);
 /* The response is over (sent, or its connection gone): call the source's
  * close if it is still open, and give back memory a large response grew,
  * keeping a small amount for the next response on the connection. */

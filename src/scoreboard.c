@@ -84,10 +84,16 @@ struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb)
 
 void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req)
 {
+    drv_slot_busy_since(slot, req, drv_now_ms());
+}
+
+void drv_slot_busy_since(struct drv_slot *slot,
+                         const struct drover_request *req, uint64_t since_ms)
+{
     snprintf(slot->request, sizeof(slot->request), "%.*s %.*s %.*s",
              (int)req->method.len, req->method.ptr, (int)req->target.len,
              req->target.ptr, (int)req->version.len, req->version.ptr);
-    drv_slot_store(&slot->busy_since_ms, drv_now_ms());
+    drv_slot_store(&slot->busy_since_ms, since_ms);
 }
 
 void drv_slot_idle(struct drv_slot *slot)

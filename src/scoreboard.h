@@ -96,6 +96,11 @@ static inline uint64_t drv_slot_load(const uint64_t *field)
  * kept for the master's timeout message). */
 void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req);
 
+/* The same, for an app call under way since `since_ms` (drv_now_ms):
+ * with app threads the slot shows the oldest call in flight. */
+void drv_slot_busy_since(struct drv_slot *slot,
+                         const struct drover_request *req, uint64_t since_ms);
+
 /* The app call is over. */
 void drv_slot_idle(struct drv_slot *slot);
 

@@ -12,6 +12,7 @@
 
 #include "accesslog.h"
 #include "log.h"
+#include "pool.h"
 #include "response.h"
 #include "scoreboard.h"
 
@@ -119,6 +120,7 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     struct drv_worker *w = drv_container_of(t, struct drv_worker, graceful);
     drv_warn("graceful timeout: closing %zu connection(s) still busy",
              w->conns.n);
+    w->forced = true;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -237,6 +239,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
         return;
     }
     drv_info("%s: stopping now", s->signum == SIGINT ? "SIGINT" : "SIGQUIT");
+    w->forced = true;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -284,6 +287,13 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
     }
     w->conns.loop = w->loop;
     return 0;
+}
+
+int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
+                             size_t errlen)
+{
+    w->conns.pool = drv_pool_create(w->loop, w->app, n, err, errlen);
+    return w->conns.pool ? 0 : -1;
 }
 
 int drv_worker_run(struct drv_worker *w)
@@ -337,6 +347,10 @@ int drv_worker_run(struct drv_worker *w)
 
     drv_conns_close_all(&w->conns);
     drv_conns_reap(&w->conns);
+    /* After a forced stop, threads still in the app are left behind: the
+     * process is about to exit. */
+    drv_pool_free(w->conns.pool, !w->forced);
+    w->conns.pool = NULL;
     free(w->accepts);
     w->accepts = NULL;
     /* A signal must not reach a destroyed loop: stop its watchers first

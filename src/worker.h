@@ -68,6 +68,7 @@ struct drv_worker {
     pid_t master_pid;      /* stop when our parent is no longer this */
     bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */
+    bool forced;           /* the stop did not wait for every request */
     uint64_t max_requests; /* stop gracefully after this many, 0 = never */
 };
 
@@ -78,6 +79,11 @@ struct drv_worker {
 int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                     struct drv_listener *listeners, size_t nlisteners,
                     struct drv_app *app, struct drv_accesslog *accesslog);
+
+/* Start n app threads (--threads): from now on every app call runs on
+ * them (see pool.h, conn.c). Returns 0, or -1 with err filled. */
+int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
+                             size_t errlen);
 
 /* Serve until stopped. Returns the process exit status. Destroys the
  * loop before returning. */

@@ -1,0 +1,70 @@
+/*
+ * pool: a worker's app threads (--threads N > 1).
+ *
+ * The loop thread keeps all network work; whatever may run app code (an
+ * app call, pulling a streamed body, closing a body source) becomes a
+ * job. A job is handed to the pool with drv_pool_submit(); a free app
+ * thread runs job->run(), then the loop thread runs job->done() in its
+ * next iteration. The two never run at once for one job, and everything
+ * run() wrote is visible to done() (the hand-off goes through the pool's
+ * mutex). Jobs wait in one FIFO queue, so requests start in the order they
+ * became ready.
+ *
+ * Threads are started through the app's `spawn` operation (app.h), so
+ * that a Python app's threads are real `threading` threads; each runs the
+ * pool's thread body without the GIL and takes it only inside the app.
+ *
+ * The hand-off, one lock and one wake-up per job each way:
+ *
+ *   loop thread                          app thread
+ *   submit: lock, append, signal   -->   wait: lock, pop, unlock
+ *                                        run(job)        (app code, GIL)
+ *   on_wake: lock, take all done,  <--   lock, push done, unlock,
+ *            unlock, done(job)...        ev_async_send
+ */
+#ifndef DRV_POOL_H
+#define DRV_POOL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct drv_app;
+struct drv_job;
+
+typedef void (*drv_job_cb)(struct drv_job *job);
+
+struct drv_job {
+    struct drv_job *next; /* the pool's */
+    drv_job_cb run;       /* on an app thread */
+    drv_job_cb done;      /* then on the loop thread; NULL: nothing (run
+                             may then free the job) */
+};
+
+struct drv_pool;
+
+/* Start `nthreads` app threads through the app's spawn operation, with
+ * `loop` as the loop thread's loop (the pool adds an ev_async to it).
+ * Returns the pool, or NULL with one line in err (no thread is left
+ * running then). */
+struct drv_pool *drv_pool_create(struct ev_loop *loop, struct drv_app *app,
+                                 size_t nthreads, char *err, size_t errlen);
+
+/* Queue a job (loop thread). */
+void drv_pool_submit(struct drv_pool *pool, struct drv_job *job);
+
+/* Jobs queued or running. */
+size_t drv_pool_pending(const struct drv_pool *pool);
+/* App threads running a job now. */
+size_t drv_pool_busy(const struct drv_pool *pool);
+
+/* True on one of the pool's app threads. */
+bool drv_pool_on_app_thread(void);
+
+/* Stop the threads: each finishes the job it runs (and the queue is left
+ * as it is). Waits for them when `wait` is true; otherwise threads still
+ * in a job are abandoned (the process is about to exit) and the pool
+ * leaks. Frees the pool when every thread has ended. */
+void drv_pool_free(struct drv_pool *pool, bool wait);
+
+#endif
