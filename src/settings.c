@@ -23,6 +23,7 @@
  */
 #include "settings.h"
 #include "address.h"
+#include "buf.h"
 #include "proxy.h"
 
 #include <ctype.h>
@@ -415,24 +416,6 @@ union value {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Out of memory on a few small strings at start-up: nothing sensible to
- * do but stop. */
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
 
 static void *field(struct drv_settings *s, const struct row *r)
 {
@@ -844,8 +827,8 @@ static void list_clear(struct drv_strlist *l)
 
 static void list_push(struct drv_strlist *l, const char *item)
 {
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-    l->v[l->n++] = xstrdup(item);
+    l->v = drv_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = drv_xstrdup(item);
 }
 
 /* Add one item to a list row. The first item from a higher level than
@@ -883,7 +866,7 @@ static int set_text(struct loader *ld, const struct row *r, const char *t,
             return fail(ld, src, "%s", msg);
         str = field(ld->s, r);
         free(*str);
-        *str = t[0] ? xstrdup(t) : NULL;
+        *str = t[0] ? drv_xstrdup(t) : NULL;
     } else {
         if (parse_value(r, t, &v, msg, sizeof(msg)) < 0)
             return fail(ld, src, "%s", msg);
@@ -961,7 +944,7 @@ static int apply_dev_bind(struct loader *ld)
 static int apply_env_list(struct loader *ld, const struct row *r,
                           const char *val, const char *name)
 {
-    char *copy = xstrdup(val), *p = copy, *item, *end;
+    char *copy = drv_xstrdup(val), *p = copy, *item, *end;
     int rc = 0;
 
     for (item = strsep(&p, ","); item && rc == 0; item = strsep(&p, ",")) {
@@ -1268,8 +1251,8 @@ static int load_yaml(struct loader *ld, const char *path)
         rc = fail(ld, path, "cannot open: %s", strerror(EISDIR));
         goto out_close;
     }
-    y = calloc(1, sizeof(*y));
-    if (!y || !yaml_parser_initialize(&y->parser))
+    y = drv_xcalloc(1, sizeof(*y));
+    if (!yaml_parser_initialize(&y->parser)) /* fails only on malloc */
         abort();
     y->ld = ld;
     y->path = path;
@@ -1498,9 +1481,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
     const char *first_app = NULL;
     bool options = true;
 
-    c->a = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*c->a));
-    if (!c->a)
-        abort();
+    c->a = drv_xcalloc(argc > 0 ? (size_t)argc : 1, sizeof(*c->a));
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
 
