@@ -57,10 +57,14 @@ enum type {
 
 #define NO_MAX INT64_MAX
 
+/* Long flags a row may have. Every scan of row.flags stops at this bound
+ * as well as at the first NULL, so a row may fill all of them. */
+#define MAX_FLAGS 4
+
 struct row {
     const char *name;      /* YAML key; env is DROVER_<NAME> */
     const char *shortflag; /* "-w" or NULL */
-    const char *flags[4];  /* long flag, then aliases; NULL-terminated */
+    const char *flags[MAX_FLAGS]; /* long flag, then aliases; unused NULL */
     enum type type;
     unsigned opts;
     const char *def;         /* default as text, NULL = unset */
@@ -1354,7 +1358,7 @@ static void unknown_option(struct loader *ld, struct cli *c, const char *name)
     for (size_t i = 0; i < NACTIONS; i++)
         consider(&sg, name, actions[i].flag);
     for (size_t i = 0; i < NROWS; i++) {
-        for (size_t j = 0; rows[i].flags[j]; j++) {
+        for (size_t j = 0; j < MAX_FLAGS && rows[i].flags[j]; j++) {
             consider(&sg, name, rows[i].flags[j]);
             if (rows[i].type != T_BOOL)
                 continue;
@@ -1374,7 +1378,7 @@ static const struct row *long_flag(const char *name, const char **src,
                                    bool *negated)
 {
     for (size_t i = 0; i < NROWS; i++) {
-        for (size_t j = 0; rows[i].flags[j]; j++) {
+        for (size_t j = 0; j < MAX_FLAGS && rows[i].flags[j]; j++) {
             const char *f = rows[i].flags[j];
             if (strcmp(name, f) == 0) {
                 *src = f;
@@ -1758,7 +1762,8 @@ static void flags_text(const struct row *r, char *buf, size_t len, bool md)
         snprintf(buf, len, "%s%s%s (positional)", tick, r->metavar, tick);
         return;
     }
-    for (size_t i = 0; i < 5 && n < len; i++) {
+    /* i == 0 is the short flag, then flags[0..MAX_FLAGS) */
+    for (size_t i = 0; i <= MAX_FLAGS && n < len; i++) {
         const char *f = i == 0 ? r->shortflag : r->flags[i - 1];
         if (!f)
             continue;

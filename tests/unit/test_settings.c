@@ -932,6 +932,48 @@ static void test_help_lines_fit_80_columns(void **state)
     free(help);
 }
 
+/* Each flag in one "  -b, --bind ADDRESS" line of --help, in turn. */
+static void check_help_line_flags(const char *line)
+{
+    char flag[80], err[512];
+    struct drv_settings s;
+    enum drv_action action;
+
+    while (*line == '-') {
+        size_t n = strcspn(line, ", \n");
+
+        assert_true(n < sizeof(flag));
+        memcpy(flag, line, n);
+        flag[n] = '\0';
+        memset(&s, 0, sizeof(s));
+        err[0] = '\0';
+        /* a bad value is fine; only the flag itself must be known */
+        if (drv_settings_load(&s, 3, ARGV(flag, "x"), NOENV, &action, err,
+                              sizeof(err)) == 0)
+            drv_settings_free(&s);
+        if (strstr(err, "unknown option"))
+            fail_msg("--help lists %s, which is not accepted: %s", flag, err);
+        line += n;
+        line += strspn(line, ", ");
+    }
+}
+
+static void test_every_flag_in_help_is_accepted(void **state)
+{
+    char *help = capture_help();
+    size_t flags = 0;
+
+    for (const char *p = help; p; p = strchr(p, '\n')) {
+        p += *p == '\n';
+        if (strncmp(p, "  -", 3) != 0)
+            continue;
+        check_help_line_flags(p + 2);
+        flags++;
+    }
+    assert_true(flags > 30);
+    free(help);
+}
+
 static void test_reference_documents_every_setting(void **state)
 {
     static const char *want[] = {
@@ -1043,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_print_yaml_writes_lists_and_unset_strings),
         cmocka_unit_test(test_help_has_usage_app_forms_and_every_flag),
         cmocka_unit_test(test_help_lines_fit_80_columns),
+        cmocka_unit_test(test_every_flag_in_help_is_accepted),
         cmocka_unit_test(test_reference_documents_every_setting),
         cmocka_unit_test(test_free_is_safe_on_a_zeroed_or_freed_struct),
         cmocka_unit_test(test_small_error_buffers_are_truncated_not_overrun),
