@@ -49,11 +49,20 @@ enum type {
     T_LOGLEVEL, /* enum drv_loglevel */
 };
 
-/* Row options. */
-#define R_NOT_IN_YAML   0x1 /* config: names the file, cannot be inside it */
-#define R_POSITIONAL    0x2 /* app: the APP argument, no flag */
-#define R_NONEMPTY      0x4 /* string that cannot be unset or empty */
-#define R_MIN_EXCLUSIVE 0x8 /* value must be > min rather than >= min */
+/* Row options. Code that treats a row specially keys on one of these,
+ * never on which row it is.
+ *
+ * R_NONEMPTY on a list means an empty YAML list is an error (bind: a
+ * server with no address). R_CONFIG_PATH's value is looked up on the
+ * command line and in the environment before anything else is applied.
+ * R_LISTEN's default is 0.0.0.0:$PORT when PORT is set, and with dev on
+ * and no value from any source it is 127.0.0.1 (on $PORT or 5000). */
+#define R_NOT_IN_YAML   0x01 /* cannot be set inside the YAML file */
+#define R_POSITIONAL    0x02 /* the APP argument, no flag */
+#define R_NONEMPTY      0x04 /* string: never unset or empty; list: 1+ item */
+#define R_MIN_EXCLUSIVE 0x08 /* value must be > min rather than >= min */
+#define R_CONFIG_PATH   0x10 /* names the YAML file to read */
+#define R_LISTEN        0x20 /* listen addresses (defaults follow PORT, dev) */
 
 #define NO_MAX INT64_MAX
 
@@ -96,14 +105,16 @@ static const struct row rows[] = {
     },
     {
         .name = "config", .shortflag = "-c", .flags = {"--config"},
-        .type = T_STRING, .opts = R_NOT_IN_YAML, .metavar = "FILE",
+        .type = T_STRING, .opts = R_NOT_IN_YAML | R_CONFIG_PATH,
+        .metavar = "FILE",
         .group = "Application", .off = OFF(config),
         .help = "YAML file to read settings from. The environment and the "
                 "command line override what it sets.",
     },
     {
         .name = "bind", .shortflag = "-b", .flags = {"--bind"},
-        .type = T_LIST, .def = "0.0.0.0:5000", .metavar = "ADDRESS",
+        .type = T_LIST, .opts = R_NONEMPTY | R_LISTEN,
+        .def = "0.0.0.0:5000", .metavar = "ADDRESS",
         .group = "Server socket", .off = OFF(bind), .check = check_bind,
         .help = "Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT, HOST "
                 "(port 5000), unix:PATH or fd://N (an inherited socket). "
@@ -408,7 +419,7 @@ struct loader {
 /* One value from the command line, applied after the YAML file. */
 struct assign {
     const struct row *row;
-    const char *src; /* the flag as typed, or "APP" */
+    const char *src; /* the flag as typed, or the positional's metavar */
     const char *val;
 };
 
@@ -440,6 +451,16 @@ static const struct row *row_named(const char *name)
 {
     for (size_t i = 0; i < NROWS; i++)
         if (strcmp(rows[i].name, name) == 0)
+            return &rows[i];
+    return NULL;
+}
+
+/* The row holding a role the table gives to exactly one row:
+ * R_POSITIONAL, R_CONFIG_PATH or R_LISTEN. */
+static const struct row *row_with(unsigned opt)
+{
+    for (size_t i = 0; i < NROWS; i++)
+        if (rows[i].opts & opt)
             return &rows[i];
     return NULL;
 }
@@ -917,7 +938,7 @@ static int apply_defaults(struct loader *ld, bool platform)
             def = env_get(ld->envp, r->env_default);
             src = r->env_default;
         }
-        if (port && r->off == OFF(bind)) {
+        if (port && (r->opts & R_LISTEN)) {
             snprintf(bind, sizeof(bind), "0.0.0.0:%s", port);
             def = bind;
             src = "PORT";
@@ -928,10 +949,11 @@ static int apply_defaults(struct loader *ld, bool platform)
     return 0;
 }
 
-/* With dev on and no bind from any source, listen on loopback only. */
-static int apply_dev_bind(struct loader *ld)
+/* With dev on and no listen address from any source, listen on
+ * loopback only. */
+static int apply_dev_listen(struct loader *ld)
 {
-    const struct row *r = row_named("bind");
+    const struct row *r = row_with(R_LISTEN);
     const char *port;
     char addr[64];
 
@@ -940,7 +962,7 @@ static int apply_dev_bind(struct loader *ld)
     if (platform_port(ld, &port) < 0)
         return -1;
     snprintf(addr, sizeof(addr), "127.0.0.1:%s", port ? port : "5000");
-    list_clear(&ld->s->bind);
+    list_clear(field(ld->s, r));
     return add_item(ld, r, addr, "dev", L_DEFAULT);
 }
 
@@ -1097,8 +1119,7 @@ static int yaml_sequence(struct yaml_ctx *y, const struct row *r,
         if (next(y, &ev) < 0)
             return -1;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
-            /* Only bind needs a value: a server with no address. */
-            if (n == 0 && r->check == check_bind)
+            if (n == 0 && (r->opts & R_NONEMPTY))
                 rc = yfail(y, start, "'%s' needs at least one value", r->name);
             yaml_event_delete(&ev);
             break;
@@ -1481,7 +1502,7 @@ static int scan_short(struct loader *ld, struct cli *c, int i, int argc,
 
 static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
 {
-    const struct row *app = row_named("app");
+    const struct row *app = row_with(R_POSITIONAL);
     const char *first_app = NULL;
     bool options = true;
 
@@ -1498,7 +1519,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
                           "given (APP is '%s')",
                           arg, first_app);
             first_app = arg;
-            cli_push(c, app, "APP", arg);
+            cli_push(c, app, app->metavar, arg);
         } else if (arg[1] == '-') {
             i += scan_long(ld, c, i, argc, argv);
         } else {
@@ -1513,7 +1534,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
 
 static const char *config_path(struct loader *ld, const struct cli *c)
 {
-    const struct row *r = row_named("config");
+    const struct row *r = row_with(R_CONFIG_PATH);
     char name[64];
     const char *path = NULL;
 
@@ -1539,7 +1560,7 @@ static int resolve(struct loader *ld, const struct cli *c)
     for (size_t i = 0; i < c->n; i++)
         if (set_text(ld, c->a[i].row, c->a[i].val, c->a[i].src, L_CLI) < 0)
             return -1;
-    return apply_dev_bind(ld);
+    return apply_dev_listen(ld);
 }
 
 int drv_settings_load(struct drv_settings *s, int argc, char **argv,

@@ -625,6 +625,25 @@ static void test_bad_bind_addresses_name_their_source(void **state)
                "--bind: bad address '': empty address");
 }
 
+static void test_only_bind_refuses_an_empty_yaml_list(void **state)
+{
+    struct drv_settings s;
+    char want[256];
+    char *path = yaml_file(0, "forwarded_allow_ips: []\npythonpath: []\n"
+                              "env: []\nreload_extra_files: []\n");
+
+    load_ok(&s, ARGV("-c", path), NOENV);
+    assert_int_equal(s.pythonpath.n + s.env.n + s.reload_extra_files.n, 0);
+    assert_bind(&s, 1, "0.0.0.0:5000");
+    drv_settings_free(&s);
+    unlink(path);
+    path = yaml_file(0, "bind: []\n");
+    snprintf(want, sizeof(want), "%s:1:7: 'bind' needs at least one value",
+             path);
+    load_fails(ARGV("-c", path), NOENV, want);
+    unlink(path);
+}
+
 static void test_PORT_changes_the_default_bind(void **state)
 {
     struct drv_settings s;
@@ -1069,6 +1088,7 @@ int main(void)
             test_cli_binds_replace_the_yaml_list_instead_of_appending),
         cmocka_unit_test(test_DROVER_BIND_is_comma_separated),
         cmocka_unit_test(test_bad_bind_addresses_name_their_source),
+        cmocka_unit_test(test_only_bind_refuses_an_empty_yaml_list),
         cmocka_unit_test(test_PORT_changes_the_default_bind),
         cmocka_unit_test(test_explicit_bind_overrides_PORT),
         cmocka_unit_test(test_bad_PORT_is_an_error_naming_PORT),
