@@ -80,17 +80,25 @@ struct row {
     const char *env_default; /* platform variable replacing the default */
     int64_t min, max;        /* numeric bounds (durations compare as double) */
     const char *metavar;
+    /* T_LIST: what one item is ("address"), for --help, the reference
+     * and the errors about an item. */
+    const char *item;
     const char *group;
     const char *help;
     size_t off;
-    /* Validates one list item; reason (without source) into err. */
-    int (*check)(const char *item, char *err, size_t len);
+    /* Validates one list item or string value of row r; reason (without
+     * source) into err. */
+    int (*check)(const struct row *r, const char *text, char *err, size_t len);
 };
 
-static int check_bind(const char *item, char *err, size_t len);
-static int check_env(const char *item, char *err, size_t len);
-static int check_forwarded(const char *item, char *err, size_t len);
-static int check_umask(const char *item, char *err, size_t len);
+static int check_bind(const struct row *r, const char *text, char *err,
+                      size_t len);
+static int check_env(const struct row *r, const char *text, char *err,
+                     size_t len);
+static int check_forwarded(const struct row *r, const char *text, char *err,
+                           size_t len);
+static int check_umask(const struct row *r, const char *text, char *err,
+                       size_t len);
 
 #define OFF(field) offsetof(struct drv_settings, field)
 
@@ -114,7 +122,7 @@ static const struct row rows[] = {
     {
         .name = "bind", .shortflag = "-b", .flags = {"--bind"},
         .type = T_LIST, .opts = R_NONEMPTY | R_LISTEN,
-        .def = "0.0.0.0:5000", .metavar = "ADDRESS",
+        .def = "0.0.0.0:5000", .metavar = "ADDRESS", .item = "address",
         .group = "Server socket", .off = OFF(bind), .check = check_bind,
         .help = "Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT, HOST "
                 "(port 5000), unix:PATH or fd://N (an inherited socket). "
@@ -201,6 +209,7 @@ static const struct row rows[] = {
         .name = "forwarded_allow_ips", .flags = {"--forwarded-allow-ips"},
         .type = T_LIST, .def = "127.0.0.1,::1",
         .env_default = "FORWARDED_ALLOW_IPS", .metavar = "ADDRESSES",
+        .item = "IP address, ADDRESS/BITS network or *",
         .group = "Proxy", .off = OFF(forwarded_allow_ips),
         .check = check_forwarded,
         .help = "Peers trusted to send X-Forwarded-For, X-Forwarded-Proto "
@@ -293,7 +302,8 @@ static const struct row rows[] = {
     },
     {
         .name = "pythonpath", .flags = {"--pythonpath"}, .type = T_LIST,
-        .metavar = "DIRS", .group = "Python", .off = OFF(pythonpath),
+        .metavar = "DIRS", .item = "directory", .group = "Python",
+        .off = OFF(pythonpath),
         .help = "Directories to put first on sys.path (comma-separated, or "
                 "repeat the flag).",
     },
@@ -306,7 +316,8 @@ static const struct row rows[] = {
     },
     {
         .name = "env", .shortflag = "-e", .flags = {"--env"},
-        .type = T_LIST, .metavar = "KEY=VALUE", .group = "Python",
+        .type = T_LIST, .metavar = "KEY=VALUE", .item = "KEY=VALUE",
+        .group = "Python",
         .off = OFF(env), .check = check_env,
         .help = "Set an environment variable before the app is loaded "
                 "(repeatable).",
@@ -364,7 +375,8 @@ static const struct row rows[] = {
     },
     {
         .name = "reload_extra_files", .flags = {"--reload-extra-file"},
-        .type = T_LIST, .metavar = "PATHS", .group = "Development",
+        .type = T_LIST, .metavar = "PATHS", .item = "file or directory",
+        .group = "Development",
         .off = OFF(reload_extra_files),
         .help = "With dev on, also reload when one of these files changes, "
                 "or any file in one of these directories (and their "
@@ -794,11 +806,12 @@ static void store(struct drv_settings *s, const struct row *r,
     }
 }
 
-static int check_env(const char *item, char *err, size_t len)
+static int check_env(const struct row *r, const char *text, char *err,
+                     size_t len)
 {
-    const char *eq = strchr(item, '=');
-    if (!eq || eq == item) {
-        snprintf(err, len, "'%s' is not KEY=VALUE", item);
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text) {
+        snprintf(err, len, "'%s' is not %s", text, r->item);
         return -1;
     }
     return 0;
@@ -817,27 +830,32 @@ int drv_settings_parse_umask(const char *text)
     return (int)v;
 }
 
-static int check_umask(const char *item, char *err, size_t len)
+static int check_umask(const struct row *r, const char *text, char *err,
+                       size_t len)
 {
-    if (drv_settings_parse_umask(item) >= 0)
+    (void)r;
+    if (drv_settings_parse_umask(text) >= 0)
         return 0;
-    snprintf(err, len, "'%s' is not an octal file mode (0 to 0777)", item);
+    snprintf(err, len, "'%s' is not an octal file mode (0 to 0777)", text);
     return -1;
 }
 
-static int check_forwarded(const char *item, char *err, size_t len)
+static int check_forwarded(const struct row *r, const char *text, char *err,
+                           size_t len)
 {
-    return drv_proxy_check_allow(item, err, len);
+    (void)r; /* proxy.c names each piece of the item itself */
+    return drv_proxy_check_allow(text, err, len);
 }
 
-static int check_bind(const char *item, char *err, size_t len)
+static int check_bind(const struct row *r, const char *text, char *err,
+                      size_t len)
 {
     struct drv_addr a;
     char why[256];
 
-    if (drv_addr_parse(item, &a, why, sizeof(why)) == 0)
+    if (drv_addr_parse(text, &a, why, sizeof(why)) == 0)
         return 0;
-    snprintf(err, len, "bad address '%s': %s", item, why);
+    snprintf(err, len, "bad %s '%s': %s", r->item, text, why);
     return -1;
 }
 
@@ -865,7 +883,7 @@ static int add_item(struct loader *ld, const struct row *r, const char *t,
     unsigned char *cur = &ld->level[row_index(r)];
     char msg[512];
 
-    if (r->check && r->check(t, msg, sizeof(msg)) < 0)
+    if (r->check && r->check(r, t, msg, sizeof(msg)) < 0)
         return fail(ld, src, "%s", msg);
     if (*cur < level)
         list_clear(l);
@@ -887,7 +905,7 @@ static int set_text(struct loader *ld, const struct row *r, const char *t,
     if (r->type == T_STRING) {
         if (t[0] == '\0' && (r->opts & R_NONEMPTY))
             return fail(ld, src, "must not be empty");
-        if (t[0] && r->check && r->check(t, msg, sizeof(msg)) < 0)
+        if (t[0] && r->check && r->check(r, t, msg, sizeof(msg)) < 0)
             return fail(ld, src, "%s", msg);
         str = field(ld->s, r);
         free(*str);
@@ -1749,7 +1767,7 @@ static void put_wrapped(FILE *out, const char *text, int indent, int width)
     }
 }
 
-static const char *type_name(const struct row *r)
+static const char *scalar_type_name(const struct row *r)
 {
     switch (r->type) {
     case T_BOOL:
@@ -1764,11 +1782,20 @@ static const char *type_name(const struct row *r)
     case T_STRING:
         return "string";
     case T_LIST:
-        return "list of addresses";
+        break; /* type_text names the item */
     case T_LOGLEVEL:
         return "one of debug, info, warning, error, critical";
     }
     return "?";
+}
+
+/* "integer", "list (each item: address)". */
+static void type_text(const struct row *r, char *buf, size_t len)
+{
+    if (r->type == T_LIST)
+        snprintf(buf, len, "list (each item: %s)", r->item ? r->item : "?");
+    else
+        snprintf(buf, len, "%s", scalar_type_name(r));
 }
 
 /* "-w, --workers INT", "--preload, --no-preload", "APP"; in Markdown
@@ -1815,7 +1842,7 @@ static void range_text(const struct row *r, char *buf, size_t len)
 void drv_settings_print_help(FILE *out, const char *prog)
 {
     const char *group = NULL;
-    char flags[200], name[64], line[512];
+    char flags[200], name[64], type[128], line[512];
 
     fprintf(out,
             "usage: %s [OPTIONS] APP\n\n"
@@ -1844,8 +1871,12 @@ void drv_settings_print_help(FILE *out, const char *prog)
         fprintf(out, "  %s\n", flags);
         put_wrapped(out, r->help, 8, 78);
         env_name(r, name, sizeof(name));
-        snprintf(line, sizeof(line), "[env %s, default %s]", name,
-                 r->def ? r->def : "unset");
+        type_text(r, type, sizeof(type));
+        /* --help names a scalar's type through its metavar; a list's
+         * metavar cannot say what one item is */
+        snprintf(line, sizeof(line), "[%s%senv %s, default %s]",
+                 r->type == T_LIST ? type : "", r->type == T_LIST ? ", " : "",
+                 name, r->def ? r->def : "unset");
         put_wrapped(out, line, 8, 78);
     }
 }
@@ -1909,7 +1940,8 @@ void drv_settings_print_reference(FILE *out)
             fputs("| YAML | (not allowed) |\n", out);
         else
             fprintf(out, "| YAML | `%s` |\n", r->name);
-        fprintf(out, "| Type | %s |\n", type_name(r));
+        type_text(r, buf, sizeof(buf));
+        fprintf(out, "| Type | %s |\n", buf);
         if (r->def)
             fprintf(out, "| Default | `%s` |\n", r->def);
         else
