@@ -48,9 +48,12 @@ struct server {
     struct drv_app *app;
 };
 
+/* `what` is a step's error buffer; the buffers start empty, so a step
+ * that fails without filling one still prints a sentence, not stack
+ * garbage. */
 static int fail(int status, const char *what)
 {
-    fprintf(stderr, "drover: %s\n", what);
+    fprintf(stderr, "drover: %s\n", what[0] ? what : "start-up failed");
     return status;
 }
 
@@ -92,9 +95,9 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
     bool *owned;
     inherited.v = drv_reexec_listen_fds(&inherited.n, &owned);
     const struct drv_strlist *bind = inherited.v ? &inherited : &srv->s.bind;
-    struct drv_addr *addrs = calloc(bind->n ? bind->n : 1, sizeof(*addrs));
-    if (!addrs)
-        return -1;
+    /* A few addresses: out of memory here aborts (buf.h's policy) rather
+     * than returning without an error line. */
+    struct drv_addr *addrs = drv_xcalloc(bind->n, sizeof(*addrs));
     int rc = 0;
     for (size_t i = 0; i < bind->n && rc == 0; i++) {
         char why[256];
@@ -220,7 +223,7 @@ static int check_pidfile(const char *path, char *err, size_t errlen)
 
 static int check_config(struct server *srv)
 {
-    char err[1024];
+    char err[1024] = "";
     const struct drv_settings *s = &srv->s;
     /* Everything a start opens, short of binding: a reload's check must
      * catch what would stop the new image. */
@@ -253,7 +256,7 @@ static int check_config(struct server *srv)
 
 static int serve(struct server *srv)
 {
-    char err[1024];
+    char err[1024] = "";
     const struct drv_settings *s = &srv->s;
     /* Set after a reload: the previous image's workers are serving. */
     int scoreboard_fd = drv_reexec_inherited_fd();
@@ -345,7 +348,7 @@ int main(int argc, char **argv)
 
     struct server srv = {0};
     enum drv_action action = DRV_ACTION_SERVE;
-    char err[1024];
+    char err[1024] = "";
     if (drv_settings_load(&srv.s, argc, argv, environ, &action, err,
                           sizeof(err)) != 0)
         return fail(EXIT_CONFIG, err);

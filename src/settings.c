@@ -23,6 +23,7 @@
  */
 #include "settings.h"
 #include "address.h"
+#include "buf.h"
 #include "proxy.h"
 
 #include <ctype.h>
@@ -48,35 +49,56 @@ enum type {
     T_LOGLEVEL, /* enum drv_loglevel */
 };
 
-/* Row options. */
-#define R_NOT_IN_YAML   0x1 /* config: names the file, cannot be inside it */
-#define R_POSITIONAL    0x2 /* app: the APP argument, no flag */
-#define R_NONEMPTY      0x4 /* string that cannot be unset or empty */
-#define R_MIN_EXCLUSIVE 0x8 /* value must be > min rather than >= min */
+/* Row options. Code that treats a row specially keys on one of these,
+ * never on which row it is.
+ *
+ * R_NONEMPTY on a list means an empty YAML list is an error (bind: a
+ * server with no address). R_CONFIG_PATH's value is looked up on the
+ * command line and in the environment before anything else is applied.
+ * R_LISTEN's default is 0.0.0.0:$PORT when PORT is set, and with dev on
+ * and no value from any source it is 127.0.0.1 (on $PORT or 5000). */
+#define R_NOT_IN_YAML   0x01 /* cannot be set inside the YAML file */
+#define R_POSITIONAL    0x02 /* the APP argument, no flag */
+#define R_NONEMPTY      0x04 /* string: never unset or empty; list: 1+ item */
+#define R_MIN_EXCLUSIVE 0x08 /* value must be > min rather than >= min */
+#define R_CONFIG_PATH   0x10 /* names the YAML file to read */
+#define R_LISTEN        0x20 /* listen addresses (defaults follow PORT, dev) */
 
 #define NO_MAX INT64_MAX
+
+/* Long flags a row may have. Every scan of row.flags stops at this bound
+ * as well as at the first NULL, so a row may fill all of them. */
+#define MAX_FLAGS 4
 
 struct row {
     const char *name;      /* YAML key; env is DROVER_<NAME> */
     const char *shortflag; /* "-w" or NULL */
-    const char *flags[4];  /* long flag, then aliases; NULL-terminated */
+    const char *flags[MAX_FLAGS]; /* long flag, then aliases; unused NULL */
     enum type type;
     unsigned opts;
     const char *def;         /* default as text, NULL = unset */
     const char *env_default; /* platform variable replacing the default */
     int64_t min, max;        /* numeric bounds (durations compare as double) */
     const char *metavar;
+    /* T_LIST: what one item is ("address"), for --help, the reference
+     * and the errors about an item. */
+    const char *item;
     const char *group;
     const char *help;
     size_t off;
-    /* Validates one list item; reason (without source) into err. */
-    int (*check)(const char *item, char *err, size_t len);
+    /* Validates one list item or string value of row r; reason (without
+     * source) into err. */
+    int (*check)(const struct row *r, const char *text, char *err, size_t len);
 };
 
-static int check_bind(const char *item, char *err, size_t len);
-static int check_env(const char *item, char *err, size_t len);
-static int check_forwarded(const char *item, char *err, size_t len);
-static int check_umask(const char *item, char *err, size_t len);
+static int check_bind(const struct row *r, const char *text, char *err,
+                      size_t len);
+static int check_env(const struct row *r, const char *text, char *err,
+                     size_t len);
+static int check_forwarded(const struct row *r, const char *text, char *err,
+                           size_t len);
+static int check_umask(const struct row *r, const char *text, char *err,
+                       size_t len);
 
 #define OFF(field) offsetof(struct drv_settings, field)
 
@@ -91,14 +113,16 @@ static const struct row rows[] = {
     },
     {
         .name = "config", .shortflag = "-c", .flags = {"--config"},
-        .type = T_STRING, .opts = R_NOT_IN_YAML, .metavar = "FILE",
+        .type = T_STRING, .opts = R_NOT_IN_YAML | R_CONFIG_PATH,
+        .metavar = "FILE",
         .group = "Application", .off = OFF(config),
         .help = "YAML file to read settings from. The environment and the "
                 "command line override what it sets.",
     },
     {
         .name = "bind", .shortflag = "-b", .flags = {"--bind"},
-        .type = T_LIST, .def = "0.0.0.0:5000", .metavar = "ADDRESS",
+        .type = T_LIST, .opts = R_NONEMPTY | R_LISTEN,
+        .def = "0.0.0.0:5000", .metavar = "ADDRESS", .item = "address",
         .group = "Server socket", .off = OFF(bind), .check = check_bind,
         .help = "Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT, HOST "
                 "(port 5000), unix:PATH or fd://N (an inherited socket). "
@@ -185,6 +209,7 @@ static const struct row rows[] = {
         .name = "forwarded_allow_ips", .flags = {"--forwarded-allow-ips"},
         .type = T_LIST, .def = "127.0.0.1,::1",
         .env_default = "FORWARDED_ALLOW_IPS", .metavar = "ADDRESSES",
+        .item = "IP address, ADDRESS/BITS network or *",
         .group = "Proxy", .off = OFF(forwarded_allow_ips),
         .check = check_forwarded,
         .help = "Peers trusted to send X-Forwarded-For, X-Forwarded-Proto "
@@ -277,7 +302,8 @@ static const struct row rows[] = {
     },
     {
         .name = "pythonpath", .flags = {"--pythonpath"}, .type = T_LIST,
-        .metavar = "DIRS", .group = "Python", .off = OFF(pythonpath),
+        .metavar = "DIRS", .item = "directory", .group = "Python",
+        .off = OFF(pythonpath),
         .help = "Directories to put first on sys.path (comma-separated, or "
                 "repeat the flag).",
     },
@@ -290,7 +316,8 @@ static const struct row rows[] = {
     },
     {
         .name = "env", .shortflag = "-e", .flags = {"--env"},
-        .type = T_LIST, .metavar = "KEY=VALUE", .group = "Python",
+        .type = T_LIST, .metavar = "KEY=VALUE", .item = "KEY=VALUE",
+        .group = "Python",
         .off = OFF(env), .check = check_env,
         .help = "Set an environment variable before the app is loaded "
                 "(repeatable).",
@@ -348,7 +375,8 @@ static const struct row rows[] = {
     },
     {
         .name = "reload_extra_files", .flags = {"--reload-extra-file"},
-        .type = T_LIST, .metavar = "PATHS", .group = "Development",
+        .type = T_LIST, .metavar = "PATHS", .item = "file or directory",
+        .group = "Development",
         .off = OFF(reload_extra_files),
         .help = "With dev on, also reload when one of these files changes, "
                 "or any file in one of these directories (and their "
@@ -403,7 +431,7 @@ struct loader {
 /* One value from the command line, applied after the YAML file. */
 struct assign {
     const struct row *row;
-    const char *src; /* the flag as typed, or "APP" */
+    const char *src; /* the flag as typed, or the positional's metavar */
     const char *val;
 };
 
@@ -415,24 +443,6 @@ union value {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Out of memory on a few small strings at start-up: nothing sensible to
- * do but stop. */
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
 
 static void *field(struct drv_settings *s, const struct row *r)
 {
@@ -453,6 +463,16 @@ static const struct row *row_named(const char *name)
 {
     for (size_t i = 0; i < NROWS; i++)
         if (strcmp(rows[i].name, name) == 0)
+            return &rows[i];
+    return NULL;
+}
+
+/* The row holding a role the table gives to exactly one row:
+ * R_POSITIONAL, R_CONFIG_PATH or R_LISTEN. */
+static const struct row *row_with(unsigned opt)
+{
+    for (size_t i = 0; i < NROWS; i++)
+        if (rows[i].opts & opt)
             return &rows[i];
     return NULL;
 }
@@ -786,11 +806,12 @@ static void store(struct drv_settings *s, const struct row *r,
     }
 }
 
-static int check_env(const char *item, char *err, size_t len)
+static int check_env(const struct row *r, const char *text, char *err,
+                     size_t len)
 {
-    const char *eq = strchr(item, '=');
-    if (!eq || eq == item) {
-        snprintf(err, len, "'%s' is not KEY=VALUE", item);
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text) {
+        snprintf(err, len, "'%s' is not %s", text, r->item);
         return -1;
     }
     return 0;
@@ -809,27 +830,32 @@ int drv_settings_parse_umask(const char *text)
     return (int)v;
 }
 
-static int check_umask(const char *item, char *err, size_t len)
+static int check_umask(const struct row *r, const char *text, char *err,
+                       size_t len)
 {
-    if (drv_settings_parse_umask(item) >= 0)
+    (void)r;
+    if (drv_settings_parse_umask(text) >= 0)
         return 0;
-    snprintf(err, len, "'%s' is not an octal file mode (0 to 0777)", item);
+    snprintf(err, len, "'%s' is not an octal file mode (0 to 0777)", text);
     return -1;
 }
 
-static int check_forwarded(const char *item, char *err, size_t len)
+static int check_forwarded(const struct row *r, const char *text, char *err,
+                           size_t len)
 {
-    return drv_proxy_check_allow(item, err, len);
+    (void)r; /* proxy.c names each piece of the item itself */
+    return drv_proxy_check_allow(text, err, len);
 }
 
-static int check_bind(const char *item, char *err, size_t len)
+static int check_bind(const struct row *r, const char *text, char *err,
+                      size_t len)
 {
     struct drv_addr a;
     char why[256];
 
-    if (drv_addr_parse(item, &a, why, sizeof(why)) == 0)
+    if (drv_addr_parse(text, &a, why, sizeof(why)) == 0)
         return 0;
-    snprintf(err, len, "bad address '%s': %s", item, why);
+    snprintf(err, len, "bad %s '%s': %s", r->item, text, why);
     return -1;
 }
 
@@ -844,8 +870,8 @@ static void list_clear(struct drv_strlist *l)
 
 static void list_push(struct drv_strlist *l, const char *item)
 {
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-    l->v[l->n++] = xstrdup(item);
+    l->v = drv_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = drv_xstrdup(item);
 }
 
 /* Add one item to a list row. The first item from a higher level than
@@ -857,7 +883,7 @@ static int add_item(struct loader *ld, const struct row *r, const char *t,
     unsigned char *cur = &ld->level[row_index(r)];
     char msg[512];
 
-    if (r->check && r->check(t, msg, sizeof(msg)) < 0)
+    if (r->check && r->check(r, t, msg, sizeof(msg)) < 0)
         return fail(ld, src, "%s", msg);
     if (*cur < level)
         list_clear(l);
@@ -879,11 +905,11 @@ static int set_text(struct loader *ld, const struct row *r, const char *t,
     if (r->type == T_STRING) {
         if (t[0] == '\0' && (r->opts & R_NONEMPTY))
             return fail(ld, src, "must not be empty");
-        if (t[0] && r->check && r->check(t, msg, sizeof(msg)) < 0)
+        if (t[0] && r->check && r->check(r, t, msg, sizeof(msg)) < 0)
             return fail(ld, src, "%s", msg);
         str = field(ld->s, r);
         free(*str);
-        *str = t[0] ? xstrdup(t) : NULL;
+        *str = t[0] ? drv_xstrdup(t) : NULL;
     } else {
         if (parse_value(r, t, &v, msg, sizeof(msg)) < 0)
             return fail(ld, src, "%s", msg);
@@ -930,7 +956,7 @@ static int apply_defaults(struct loader *ld, bool platform)
             def = env_get(ld->envp, r->env_default);
             src = r->env_default;
         }
-        if (port && r->off == OFF(bind)) {
+        if (port && (r->opts & R_LISTEN)) {
             snprintf(bind, sizeof(bind), "0.0.0.0:%s", port);
             def = bind;
             src = "PORT";
@@ -941,10 +967,11 @@ static int apply_defaults(struct loader *ld, bool platform)
     return 0;
 }
 
-/* With dev on and no bind from any source, listen on loopback only. */
-static int apply_dev_bind(struct loader *ld)
+/* With dev on and no listen address from any source, listen on
+ * loopback only. */
+static int apply_dev_listen(struct loader *ld)
 {
-    const struct row *r = row_named("bind");
+    const struct row *r = row_with(R_LISTEN);
     const char *port;
     char addr[64];
 
@@ -953,7 +980,7 @@ static int apply_dev_bind(struct loader *ld)
     if (platform_port(ld, &port) < 0)
         return -1;
     snprintf(addr, sizeof(addr), "127.0.0.1:%s", port ? port : "5000");
-    list_clear(&ld->s->bind);
+    list_clear(field(ld->s, r));
     return add_item(ld, r, addr, "dev", L_DEFAULT);
 }
 
@@ -961,7 +988,7 @@ static int apply_dev_bind(struct loader *ld)
 static int apply_env_list(struct loader *ld, const struct row *r,
                           const char *val, const char *name)
 {
-    char *copy = xstrdup(val), *p = copy, *item, *end;
+    char *copy = drv_xstrdup(val), *p = copy, *item, *end;
     int rc = 0;
 
     for (item = strsep(&p, ","); item && rc == 0; item = strsep(&p, ",")) {
@@ -1110,8 +1137,7 @@ static int yaml_sequence(struct yaml_ctx *y, const struct row *r,
         if (next(y, &ev) < 0)
             return -1;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
-            /* Only bind needs a value: a server with no address. */
-            if (n == 0 && r->check == check_bind)
+            if (n == 0 && (r->opts & R_NONEMPTY))
                 rc = yfail(y, start, "'%s' needs at least one value", r->name);
             yaml_event_delete(&ev);
             break;
@@ -1268,8 +1294,8 @@ static int load_yaml(struct loader *ld, const char *path)
         rc = fail(ld, path, "cannot open: %s", strerror(EISDIR));
         goto out_close;
     }
-    y = calloc(1, sizeof(*y));
-    if (!y || !yaml_parser_initialize(&y->parser))
+    y = drv_xcalloc(1, sizeof(*y));
+    if (!yaml_parser_initialize(&y->parser)) /* fails only on malloc */
         abort();
     y->ld = ld;
     y->path = path;
@@ -1371,7 +1397,7 @@ static void unknown_option(struct loader *ld, struct cli *c, const char *name)
     for (size_t i = 0; i < NACTIONS; i++)
         consider(&sg, name, actions[i].flag);
     for (size_t i = 0; i < NROWS; i++) {
-        for (size_t j = 0; rows[i].flags[j]; j++) {
+        for (size_t j = 0; j < MAX_FLAGS && rows[i].flags[j]; j++) {
             consider(&sg, name, rows[i].flags[j]);
             if (rows[i].type != T_BOOL)
                 continue;
@@ -1391,7 +1417,7 @@ static const struct row *long_flag(const char *name, const char **src,
                                    bool *negated)
 {
     for (size_t i = 0; i < NROWS; i++) {
-        for (size_t j = 0; rows[i].flags[j]; j++) {
+        for (size_t j = 0; j < MAX_FLAGS && rows[i].flags[j]; j++) {
             const char *f = rows[i].flags[j];
             if (strcmp(name, f) == 0) {
                 *src = f;
@@ -1494,13 +1520,11 @@ static int scan_short(struct loader *ld, struct cli *c, int i, int argc,
 
 static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
 {
-    const struct row *app = row_named("app");
+    const struct row *app = row_with(R_POSITIONAL);
     const char *first_app = NULL;
     bool options = true;
 
-    c->a = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*c->a));
-    if (!c->a)
-        abort();
+    c->a = drv_xcalloc(argc > 0 ? (size_t)argc : 1, sizeof(*c->a));
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
 
@@ -1513,7 +1537,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
                           "given (APP is '%s')",
                           arg, first_app);
             first_app = arg;
-            cli_push(c, app, "APP", arg);
+            cli_push(c, app, app->metavar, arg);
         } else if (arg[1] == '-') {
             i += scan_long(ld, c, i, argc, argv);
         } else {
@@ -1528,7 +1552,7 @@ static int scan_cli(struct loader *ld, int argc, char **argv, struct cli *c)
 
 static const char *config_path(struct loader *ld, const struct cli *c)
 {
-    const struct row *r = row_named("config");
+    const struct row *r = row_with(R_CONFIG_PATH);
     char name[64];
     const char *path = NULL;
 
@@ -1554,7 +1578,7 @@ static int resolve(struct loader *ld, const struct cli *c)
     for (size_t i = 0; i < c->n; i++)
         if (set_text(ld, c->a[i].row, c->a[i].val, c->a[i].src, L_CLI) < 0)
             return -1;
-    return apply_dev_bind(ld);
+    return apply_dev_listen(ld);
 }
 
 int drv_settings_load(struct drv_settings *s, int argc, char **argv,
@@ -1743,7 +1767,7 @@ static void put_wrapped(FILE *out, const char *text, int indent, int width)
     }
 }
 
-static const char *type_name(const struct row *r)
+static const char *scalar_type_name(const struct row *r)
 {
     switch (r->type) {
     case T_BOOL:
@@ -1758,11 +1782,20 @@ static const char *type_name(const struct row *r)
     case T_STRING:
         return "string";
     case T_LIST:
-        return "list of addresses";
+        break; /* type_text names the item */
     case T_LOGLEVEL:
         return "one of debug, info, warning, error, critical";
     }
     return "?";
+}
+
+/* "integer", "list (each item: address)". */
+static void type_text(const struct row *r, char *buf, size_t len)
+{
+    if (r->type == T_LIST)
+        snprintf(buf, len, "list (each item: %s)", r->item ? r->item : "?");
+    else
+        snprintf(buf, len, "%s", scalar_type_name(r));
 }
 
 /* "-w, --workers INT", "--preload, --no-preload", "APP"; in Markdown
@@ -1777,7 +1810,8 @@ static void flags_text(const struct row *r, char *buf, size_t len, bool md)
         snprintf(buf, len, "%s%s%s (positional)", tick, r->metavar, tick);
         return;
     }
-    for (size_t i = 0; i < 5 && n < len; i++) {
+    /* i == 0 is the short flag, then flags[0..MAX_FLAGS) */
+    for (size_t i = 0; i <= MAX_FLAGS && n < len; i++) {
         const char *f = i == 0 ? r->shortflag : r->flags[i - 1];
         if (!f)
             continue;
@@ -1808,7 +1842,7 @@ static void range_text(const struct row *r, char *buf, size_t len)
 void drv_settings_print_help(FILE *out, const char *prog)
 {
     const char *group = NULL;
-    char flags[200], name[64], line[512];
+    char flags[200], name[64], type[128], line[512];
 
     fprintf(out,
             "usage: %s [OPTIONS] APP\n\n"
@@ -1837,8 +1871,12 @@ void drv_settings_print_help(FILE *out, const char *prog)
         fprintf(out, "  %s\n", flags);
         put_wrapped(out, r->help, 8, 78);
         env_name(r, name, sizeof(name));
-        snprintf(line, sizeof(line), "[env %s, default %s]", name,
-                 r->def ? r->def : "unset");
+        type_text(r, type, sizeof(type));
+        /* --help names a scalar's type through its metavar; a list's
+         * metavar cannot say what one item is */
+        snprintf(line, sizeof(line), "[%s%senv %s, default %s]",
+                 r->type == T_LIST ? type : "", r->type == T_LIST ? ", " : "",
+                 name, r->def ? r->def : "unset");
         put_wrapped(out, line, 8, 78);
     }
 }
@@ -1902,7 +1940,8 @@ void drv_settings_print_reference(FILE *out)
             fputs("| YAML | (not allowed) |\n", out);
         else
             fprintf(out, "| YAML | `%s` |\n", r->name);
-        fprintf(out, "| Type | %s |\n", type_name(r));
+        type_text(r, buf, sizeof(buf));
+        fprintf(out, "| Type | %s |\n", buf);
         if (r->def)
             fprintf(out, "| Default | `%s` |\n", r->def);
         else

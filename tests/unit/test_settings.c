@@ -625,6 +625,25 @@ static void test_bad_bind_addresses_name_their_source(void **state)
                "--bind: bad address '': empty address");
 }
 
+static void test_only_bind_refuses_an_empty_yaml_list(void **state)
+{
+    struct drv_settings s;
+    char want[256];
+    char *path = yaml_file(0, "forwarded_allow_ips: []\npythonpath: []\n"
+                              "env: []\nreload_extra_files: []\n");
+
+    load_ok(&s, ARGV("-c", path), NOENV);
+    assert_int_equal(s.pythonpath.n + s.env.n + s.reload_extra_files.n, 0);
+    assert_bind(&s, 1, "0.0.0.0:5000");
+    drv_settings_free(&s);
+    unlink(path);
+    path = yaml_file(0, "bind: []\n");
+    snprintf(want, sizeof(want), "%s:1:7: 'bind' needs at least one value",
+             path);
+    load_fails(ARGV("-c", path), NOENV, want);
+    unlink(path);
+}
+
 static void test_PORT_changes_the_default_bind(void **state)
 {
     struct drv_settings s;
@@ -932,6 +951,67 @@ static void test_help_lines_fit_80_columns(void **state)
     free(help);
 }
 
+static void test_help_names_each_list_settings_own_item(void **state)
+{
+    static const char *want[] = {
+        "[list (each item: address), env DROVER_BIND, default 0.0.0.0:5000]",
+        "[list (each item: IP address, ADDRESS/BITS network or *), env\n",
+        "[list (each item: directory), env DROVER_PYTHONPATH",
+        "[list (each item: KEY=VALUE), env DROVER_ENV",
+        "[list (each item: file or directory), env",
+        "[env DROVER_WORKERS, default 1]", /* scalars name no type */
+    };
+    char *help = capture_help();
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(help, want[i]))
+            fail_msg("--help lacks '%s'", want[i]);
+    assert_null(strstr(help, "list of addresses"));
+    free(help);
+}
+
+/* Each flag in one "  -b, --bind ADDRESS" line of --help, in turn. */
+static void check_help_line_flags(const char *line)
+{
+    char flag[80], err[512];
+    struct drv_settings s;
+    enum drv_action action;
+
+    while (*line == '-') {
+        size_t n = strcspn(line, ", \n");
+
+        assert_true(n < sizeof(flag));
+        memcpy(flag, line, n);
+        flag[n] = '\0';
+        memset(&s, 0, sizeof(s));
+        err[0] = '\0';
+        /* a bad value is fine; only the flag itself must be known */
+        if (drv_settings_load(&s, 3, ARGV(flag, "x"), NOENV, &action, err,
+                              sizeof(err)) == 0)
+            drv_settings_free(&s);
+        if (strstr(err, "unknown option"))
+            fail_msg("--help lists %s, which is not accepted: %s", flag, err);
+        line += n;
+        line += strspn(line, ", ");
+    }
+}
+
+static void test_every_flag_in_help_is_accepted(void **state)
+{
+    char *help = capture_help();
+    size_t flags = 0;
+
+    for (const char *p = help; p; p = strchr(p, '\n')) {
+        p += *p == '\n';
+        if (strncmp(p, "  -", 3) != 0)
+            continue;
+        check_help_line_flags(p + 2);
+        flags++;
+    }
+    assert_true(flags > 30);
+    free(help);
+}
+
 static void test_reference_documents_every_setting(void **state)
 {
     static const char *want[] = {
@@ -955,6 +1035,54 @@ static void test_reference_documents_every_setting(void **state)
         if (!strstr(buf, want[i]))
             fail_msg("reference lacks '%s'", want[i]);
     free(buf);
+}
+
+/* Every list used to be typed "list of addresses", env and pythonpath
+ * included. */
+static void test_reference_names_each_list_settings_own_item(void **state)
+{
+    static const char *want[] = {
+        "| Type | list (each item: address) |",
+        "| Type | list (each item: IP address, ADDRESS/BITS network or *) |",
+        "| Type | list (each item: directory) |",
+        "| Type | list (each item: KEY=VALUE) |",
+        "| Type | list (each item: file or directory) |",
+    };
+    char *buf = NULL;
+    size_t len = 0, lists = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    drv_settings_print_reference(f);
+    fclose(f);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(buf, want[i]))
+            fail_msg("reference lacks '%s'", want[i]);
+    for (const char *p = buf; (p = strstr(p, "| Type | list")); p++)
+        lists++;
+    assert_int_equal(lists, sizeof(want) / sizeof(want[0]));
+    assert_null(strstr(buf, "list of addresses"));
+    free(buf);
+}
+
+static void test_env_items_must_be_KEY_EQUALS_VALUE(void **state)
+{
+    struct drv_settings s;
+    char want[256];
+    char *path;
+
+    load_ok(&s, ARGV("-e", "A=1", "--env", "B="), ENV("DROVER_ENV=C=x=y"));
+    assert_int_equal(s.env.n, 2);
+    assert_string_equal(s.env.v[1], "B=");
+    drv_settings_free(&s);
+    load_fails(ARGV("--env", "FOO"), NOENV, "--env: 'FOO' is not KEY=VALUE");
+    load_fails(ARGV("-e", "=x"), NOENV, "-e: '=x' is not KEY=VALUE");
+    load_fails(NOARGS, ENV("DROVER_ENV=A=1,B"),
+               "DROVER_ENV: 'B' is not KEY=VALUE");
+    path = yaml_file(0, "env:\n  - A=1\n  - B\n");
+    snprintf(want, sizeof(want), "%s:3:5: 'B' is not KEY=VALUE", path);
+    load_fails(ARGV("-c", path), NOENV, want);
+    unlink(path);
 }
 
 static void test_free_is_safe_on_a_zeroed_or_freed_struct(void **state)
@@ -1027,6 +1155,7 @@ int main(void)
             test_cli_binds_replace_the_yaml_list_instead_of_appending),
         cmocka_unit_test(test_DROVER_BIND_is_comma_separated),
         cmocka_unit_test(test_bad_bind_addresses_name_their_source),
+        cmocka_unit_test(test_only_bind_refuses_an_empty_yaml_list),
         cmocka_unit_test(test_PORT_changes_the_default_bind),
         cmocka_unit_test(test_explicit_bind_overrides_PORT),
         cmocka_unit_test(test_bad_PORT_is_an_error_naming_PORT),
@@ -1043,7 +1172,11 @@ int main(void)
         cmocka_unit_test(test_print_yaml_writes_lists_and_unset_strings),
         cmocka_unit_test(test_help_has_usage_app_forms_and_every_flag),
         cmocka_unit_test(test_help_lines_fit_80_columns),
+        cmocka_unit_test(test_help_names_each_list_settings_own_item),
+        cmocka_unit_test(test_every_flag_in_help_is_accepted),
         cmocka_unit_test(test_reference_documents_every_setting),
+        cmocka_unit_test(test_reference_names_each_list_settings_own_item),
+        cmocka_unit_test(test_env_items_must_be_KEY_EQUALS_VALUE),
         cmocka_unit_test(test_free_is_safe_on_a_zeroed_or_freed_struct),
         cmocka_unit_test(test_small_error_buffers_are_truncated_not_overrun),
     };
