@@ -95,10 +95,32 @@ static int check_bind(const struct row *r, const char *text, char *err,
                       size_t len);
 static int check_env(const struct row *r, const char *text, char *err,
                      size_t len);
+/* gunicorn's names for the two worker kinds drover's model covers. */
+static int check_worker_class(const struct row *r, const char *text,
+                              char *err, size_t len)
+{
+    (void)r;
+    static const char *const ok[] = {
+        "sync", "gthread", "gunicorn.workers.sync.SyncWorker",
+        "gunicorn.workers.gthread.ThreadWorker",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(text, ok[i]) == 0)
+            return 0;
+    snprintf(err, len,
+             "worker class '%s' is not drover's: its workers are sync, or "
+             "gthread with --threads N; drop -k for an event loop (drover's "
+             "workers already run one)",
+             text);
+    return -1;
+}
+
 static int check_forwarded(const struct row *r, const char *text, char *err,
                            size_t len);
 static int check_umask(const struct row *r, const char *text, char *err,
                        size_t len);
+static int check_worker_class(const struct row *r, const char *text,
+                              char *err, size_t len);
 
 #define OFF(field) offsetof(struct drv_settings, field)
 
@@ -145,6 +167,32 @@ static const struct row rows[] = {
         .off = OFF(workers),
         .help = "Number of worker processes. When WEB_CONCURRENCY is set it "
                 "replaces the default.",
+    },
+    {
+        .name = "threads", .flags = {"--threads"},
+        .type = T_INT, .def = "1", .min = 1, .max = 4096, .metavar = "INT",
+        .group = "Workers", .off = OFF(threads),
+        .help = "App threads per worker, for apps that block (databases, "
+                "other services). The worker's event loop keeps all network "
+                "work and hands complete requests to free threads. 1 calls "
+                "the app on the loop itself.",
+    },
+    {
+        .name = "worker_connections", .flags = {"--worker-connections"},
+        .type = T_INT, .def = "1000", .min = 1, .max = 1000000,
+        .metavar = "INT", .group = "Workers", .off = OFF(worker_connections),
+        .help = "Most connections one worker holds open; at the limit it "
+                "stops accepting until one closes (waitress: "
+                "connection_limit).",
+    },
+    {
+        .name = "worker_class", .shortflag = "-k",
+        .flags = {"--worker-class"}, .type = T_STRING, .def = "sync",
+        .metavar = "CLASS", .group = "Workers", .off = OFF(worker_class),
+        .check = check_worker_class,
+        .help = "gunicorn's worker class, for command lines moved over: "
+                "sync and gthread are both what drover's workers do (with "
+                "--threads for app threads); others are refused.",
     },
     {
         .name = "timeout", .shortflag = "-t", .flags = {"--timeout"},
@@ -1360,13 +1408,6 @@ static const struct {
     const char *flag;
     const char *instead;
 } gunicorn_only[] = {
-    {"--threads", "each drover worker runs the app on one thread (an event "
-                  "loop does the I/O); size --workers instead"},
-    {"-k", "drover has one worker type (a libev loop per process); drop it"},
-    {"--worker-class", "drover has one worker type (a libev loop per "
-                       "process); drop it"},
-    {"--worker-connections", "drover has no connection cap per worker; "
-                             "drop it"},
     {"--reload", "use --dev, drover's reloading single-process mode"},
     {"-D", "drover runs in the foreground; use systemd (conf/drover.service)"},
     {"--daemon", "drover runs in the foreground; use systemd "

@@ -50,6 +50,9 @@ struct drv_settings {
     struct drv_strlist bind;    /* HOST:PORT, [v6]:PORT, unix:/path, fd://N */
     int backlog;
     int workers;
+    int threads;                /* app threads per worker, 1 = none */
+    int worker_connections;     /* open connections per worker */
+    char *worker_class;         /* gunicorn's -k: sync or gthread */
     double timeout;             /* worker (app call) timeout, 0 = off */
     double graceful_timeout;
     double keepalive;           /* idle keep-alive wait, 0 = no keep-alive */

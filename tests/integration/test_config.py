@@ -159,9 +159,26 @@ def test_the_shipped_example_config_is_valid():
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ["-k", "gthread", "--threads", "4"],
+    ["-k", "sync"],
+    ["--worker-class", "gunicorn.workers.gthread.ThreadWorker"],
+    ["--worker-connections", "100"],
+])
+def test_gunicorn_worker_classes_drover_covers_are_accepted(args):
+    r = run_drover(*args, "--check-config", HELLO)
+    assert r.returncode == 0, r.stderr
+
+
+def test_other_worker_classes_are_refused_with_one_line():
+    r = run_drover("-k", "gevent", "app:app")
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert line.startswith("drover: -k: worker class 'gevent' is not")
+    assert "--threads" in line and "\n" not in line
+
+
 @pytest.mark.parametrize("args, hint", [
-    (["--threads", "4"], "size --workers instead"),
-    (["-k", "gthread"], "one worker type"),
     (["--reload"], "use --dev"),
     (["--certfile=cert.pem"], "terminate TLS at the proxy"),
 ])

@@ -307,13 +307,19 @@ static void test_unknown_short_flag_is_an_error(void **state)
 
 static void test_gunicorn_only_flags_say_what_to_do_instead(void **state)
 {
+    load_fails(ARGV("--reload"), NOENV,
+               "--reload is a gunicorn option drover does not have: use "
+               "--dev, drover's reloading single-process mode");
+}
+
+static void test_worker_classes_beyond_sync_and_gthread_are_refused(void **state)
+{
     load_fails(ARGV("-k", "gevent"), NOENV,
-               "-k is a gunicorn option drover does not have: drover has one "
-               "worker type (a libev loop per process); drop it");
-    load_fails(ARGV("--threads=8"), NOENV,
-               "--threads is a gunicorn option drover does not have: each "
-               "drover worker runs the app on one thread (an event loop does "
-               "the I/O); size --workers instead");
+               "-k: worker class 'gevent' is not drover's: its workers are "
+               "sync, or gthread with --threads N; drop -k for an event loop "
+               "(drover's workers already run one)");
+    load_fails(ARGV("--threads=0"), NOENV,
+               "--threads: '0' is below the minimum 1");
 }
 
 static void test_missing_value_names_the_flag_as_typed(void **state)
@@ -1134,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_unknown_long_flag_is_an_error_with_a_suggestion),
         cmocka_unit_test(test_unknown_short_flag_is_an_error),
         cmocka_unit_test(test_gunicorn_only_flags_say_what_to_do_instead),
+        cmocka_unit_test(test_worker_classes_beyond_sync_and_gthread_are_refused),
         cmocka_unit_test(test_missing_value_names_the_flag_as_typed),
         cmocka_unit_test(test_errors_name_the_flag_as_typed),
         cmocka_unit_test(test_the_first_command_line_error_is_reported),

@@ -234,7 +234,7 @@ test_wrongly_indented_key_is_a_syntax_error_at_that_key(void **state)
 static void
 test_unknown_key_without_a_close_name_has_no_suggestion(void **state)
 {
-    yaml_fails("worker_class: gevent\n", "1:1: unknown setting 'worker_class'");
+    yaml_fails("statsd_host: localhost:8125\n", "1:1: unknown setting 'statsd_host'");
 }
 
 static void test_bad_value_is_reported_at_the_value(void **state)
