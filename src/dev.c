@@ -703,6 +703,9 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
         return 2;
     }
     exit_on_signals();
+    if (s->threads > 1)
+        drv_warn("--dev serves on one thread: --threads %d is ignored here",
+                 s->threads);
     struct dev d = {.s = s, .ifd = -1};
     d.python = !drv_app_spec_is_native(s->app);
     if (d.python) {

@@ -48,6 +48,32 @@ static bool retry_accept(int err)
     return err == EINTR || err == ECONNABORTED;
 }
 
+static void stop_accepting(struct drv_worker *w)
+{
+    for (size_t k = 0; k < w->nlisteners; k++)
+        ev_io_stop(w->loop, &w->accepts[k].io);
+}
+
+static void start_accepting(struct drv_worker *w)
+{
+    for (size_t k = 0; k < w->nlisteners; k++)
+        ev_io_start(w->loop, &w->accepts[k].io);
+}
+
+/* --worker-connections: at the limit, leave new connections in the
+ * kernel's backlog (for a sibling, or for us once one closes: see
+ * on_reap). */
+static bool full(struct drv_worker *w)
+{
+    if (w->conns.n < (size_t)w->settings->worker_connections)
+        return false;
+    if (!w->full) {
+        w->full = true;
+        stop_accepting(w);
+    }
+    return true;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -55,7 +81,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
     struct drv_accept_watch *aw = drv_container_of(io, struct drv_accept_watch, io);
     struct drv_worker *w = aw->w;
     int batch = w->slot ? ACCEPT_BATCH_SHARED : ACCEPT_BATCH_ALONE;
-    for (int i = 0; i < batch && !w->stopping; i++) {
+    for (int i = 0; i < batch && !w->stopping && !full(w); i++) {
         int err = take_connection(w, aw->listener);
         if (err == 0) {
             check_budget(w);
@@ -74,8 +100,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
             err == ENOMEM) {
             /* Level-triggered accept would spin: pause, let conns close. */
-            for (size_t k = 0; k < w->nlisteners; k++)
-                ev_io_stop(w->loop, &w->accepts[k].io);
+            stop_accepting(w);
             ev_timer_start(w->loop, &w->accept_pause);
         }
         return;
@@ -86,10 +111,10 @@ static void on_accept_pause(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     struct drv_worker *w = drv_container_of(t, struct drv_worker, accept_pause);
-    if (w->stopping)
+    (void)loop;
+    if (w->stopping || w->full)
         return;
-    for (size_t k = 0; k < w->nlisteners; k++)
-        ev_io_start(loop, &w->accepts[k].io);
+    start_accepting(w);
 }
 
 static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -97,6 +122,11 @@ static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
     (void)revents;
     struct drv_worker *w = drv_container_of(p, struct drv_worker, reaper);
     drv_conns_reap(&w->conns);
+    if (w->full && w->conns.n < (size_t)w->settings->worker_connections) {
+        w->full = false;
+        if (!w->stopping && !ev_is_active(&w->accept_pause))
+            start_accepting(w);
+    }
     drv_response_clock((time_t)ev_now(loop));
     if (w->slot)
         drv_slot_store(&w->slot->heartbeat_ms, drv_now_ms());
@@ -157,8 +187,7 @@ static void stop(struct drv_worker *w, bool close_idle, bool shutdown_all)
         return;
     w->stopping = true;
     w->conns.closing = true;
-    for (size_t k = 0; k < w->nlisteners; k++)
-        ev_io_stop(w->loop, &w->accepts[k].io);
+    stop_accepting(w);
     ev_timer_stop(w->loop, &w->accept_pause);
     if (shutdown_all)
         drain_and_unlisten(w);

@@ -69,6 +69,7 @@ struct drv_worker {
     bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */
     bool forced;           /* the stop did not wait for every request */
+    bool full;             /* at worker_connections: not accepting */
     uint64_t max_requests; /* stop gracefully after this many, 0 = never */
 };
 
