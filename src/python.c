@@ -1456,8 +1456,9 @@ static PyObject *mount_point(const char *script_name, char *err,
     return PyUnicode_DecodeLatin1(script_name, (Py_ssize_t)n, NULL);
 }
 
-struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
-                                char *err, size_t errlen)
+static struct drv_app *python_load(const char *spec,
+                                   const struct drv_settings *s, char *err,
+                                   size_t errlen)
 {
     err[0] = '\0';
     PyObject *script_name = NULL;
@@ -1497,7 +1498,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Development mode (dev.c)                                            */
+/* The kind's --dev hooks (dev.c)                                      */
 
 /* What --dev watches: every module's file, and the files the traceback
  * of a failed load names (the module that failed to import is no longer
@@ -1523,7 +1524,7 @@ static const char dev_code[] =
 
 static PyObject *dev_ns;
 
-char *drv_python_load_traceback(void)
+static char *load_traceback(void)
 {
     if (!py_ready || !load_error)
         return NULL;
@@ -1539,9 +1540,10 @@ char *drv_python_load_traceback(void)
     return out;
 }
 
-void drv_python_source_files(void (*add)(const char *path, void *arg),
-                             void *arg)
+static void source_files(const char *spec,
+                         void (*add)(const char *path, void *arg), void *arg)
 {
+    (void)spec; /* what the interpreter imported says it all */
     if (!py_ready)
         return;
     py_enter();
@@ -1574,3 +1576,28 @@ void drv_python_source_files(void (*add)(const char *path, void *arg),
     Py_XDECREF(list);
     py_leave();
 }
+
+/* ------------------------------------------------------------------ */
+/* The kind                                                            */
+
+/* Bytecode is not written in dev mode (PYTHONDONTWRITEBYTECODE): a .pyc
+ * is checked against its source's size and mtime in whole seconds, so an
+ * edit within the second that keeps the size could otherwise load stale
+ * code. FLASK_DEBUG=1 is set unless the environment sets it, as `flask
+ * run --debug` does, so that a Flask view's exception reaches drover's
+ * traceback page instead of Flask's generic 500. */
+static const struct drv_app_env dev_env[] = {
+    {"PYTHONDONTWRITEBYTECODE", "1", true},
+    {"FLASK_DEBUG", "1", false},
+    {NULL, NULL, false},
+};
+
+const struct drv_app_kind drv_python_kind = {
+    .name = "python",
+    .load = python_load,
+    .source_files = source_files,
+    .load_traceback = load_traceback,
+    .rescan = true,
+    .module_suffix = ".py",
+    .dev_env = dev_env,
+};
