@@ -4,7 +4,7 @@
  * The spec on the command line picks the kind: a spec whose part before
  * the last ':' ends in ".so" or contains '/' is a native app
  * (path/to/app.so:symbol, native.c), anything else a Python WSGI app
- * (package.module:callable, python.c). Loading happens once: in the
+ * (package.module:callable, python_*.c). Loading happens once: in the
  * master when preloading, in each worker otherwise.
  *
  * A kind (struct drv_app_kind) is what is known before and without an
@@ -87,7 +87,7 @@ struct drv_app_kind {
 };
 
 extern const struct drv_app_kind drv_native_kind; /* native.c */
-extern const struct drv_app_kind drv_python_kind; /* python.c */
+extern const struct drv_app_kind drv_python_kind; /* python_interp.c */
 
 /* True when `spec` names a native app. */
 bool drv_app_spec_is_native(const char *spec);

@@ -33,7 +33,7 @@
  *
  * What differs between app kinds is asked of the kind (app.h): which files
  * to watch, whether to rescan them, the failed load's traceback, the
- * environment dev mode sets (python.c says why Python's).
+ * environment dev mode sets (python_interp.c says why Python's).
  */
 #include "dev.h"
 
