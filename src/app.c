@@ -17,6 +17,11 @@ bool drv_app_spec_is_native(const char *spec)
     return false;
 }
 
+const struct drv_app_kind *drv_app_kind_of(const char *spec)
+{
+    return drv_app_spec_is_native(spec) ? &drv_native_kind : &drv_python_kind;
+}
+
 struct drv_app *drv_app_load(const char *spec, const struct drv_settings *s,
                              char *err, size_t errlen)
 {
@@ -25,7 +30,5 @@ struct drv_app *drv_app_load(const char *spec, const struct drv_settings *s,
                               "(module:callable or path/to/app.so:symbol)");
         return NULL;
     }
-    if (drv_app_spec_is_native(spec))
-        return drv_native_load(spec, err, errlen);
-    return drv_python_load(spec, s, err, errlen);
+    return drv_app_kind_of(spec)->load(spec, s, err, errlen);
 }

@@ -1,11 +1,18 @@
 /*
- * app: the kinds of application drover hosts, behind one small vtable.
+ * app: the kinds of application drover hosts, behind two small tables.
  *
  * The spec on the command line picks the kind: a spec whose part before
  * the last ':' ends in ".so" or contains '/' is a native app
- * (path/to/app.so:symbol), anything else a Python WSGI app
- * (package.module:callable). Loading happens once: in the master when
- * preloading, in each worker otherwise.
+ * (path/to/app.so:symbol, native.c), anything else a Python WSGI app
+ * (package.module:callable, python_*.c). Loading happens once: in the
+ * master when preloading, in each worker otherwise.
+ *
+ * A kind (struct drv_app_kind) is what is known before and without an
+ * app: how to load one, and what --dev needs even when the load failed
+ * (the files whose change must reload, the failed load's traceback, the
+ * environment dev mode sets). A loaded app (struct drv_app) carries its
+ * kind's ops: the call and the fork hooks. dev.c asks the kind what to
+ * do instead of testing which kind it has.
  */
 #ifndef DRV_APP_H
 #define DRV_APP_H
@@ -51,8 +58,48 @@ struct drv_app {
     char *spec;
 };
 
+/* A variable dev mode sets before loading (setenv(name, value,
+ * overwrite)). */
+struct drv_app_env {
+    const char *name, *value;
+    bool overwrite;
+};
+
+struct drv_app_kind {
+    const char *name; /* "native", "python" */
+    /* Load the app `spec` with the settings that shape loading. Returns
+     * the app, or NULL with one line in err. */
+    struct drv_app *(*load)(const char *spec, const struct drv_settings *s,
+                            char *err, size_t errlen);
+    /* --dev: call add(path, arg) for every file whose change must reload
+     * the app `spec`, loaded or not (a failed load included). A relative
+     * path is relative to the working directory. Paths may repeat. */
+    void (*source_files)(const char *spec,
+                         void (*add)(const char *path, void *arg), void *arg);
+    /* --dev: the traceback of the last failed load as plain text
+     * (malloc'd, the caller frees), or NULL when there is none. NULL when
+     * the kind has no tracebacks. */
+    char *(*load_traceback)(void);
+    /* --dev: the app can start using files after it loaded (a Python
+     * module imported inside a view): source_files is called again
+     * periodically. */
+    bool rescan;
+    /* --dev, after a failed load: a new file with this suffix in the
+     * working directory reloads (the missing module is being written).
+     * NULL: none does. */
+    const char *module_suffix;
+    /* --dev: set before loading; NULL, or ends with a NULL name. */
+    const struct drv_app_env *dev_env;
+};
+
+extern const struct drv_app_kind drv_native_kind; /* native.c */
+extern const struct drv_app_kind drv_python_kind; /* python_interp.c */
+
 /* True when `spec` names a native app. */
 bool drv_app_spec_is_native(const char *spec);
+
+/* The kind of app `spec` names (never NULL). */
+const struct drv_app_kind *drv_app_kind_of(const char *spec);
 
 /* Load the app `spec` with the settings that shape loading (pythonpath,
  * virtualenv, script_name). Returns the app, or NULL with one line in
@@ -65,20 +112,5 @@ static inline void drv_app_free(struct drv_app *app)
     if (app)
         app->ops->free(app);
 }
-
-/* Kinds. */
-struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen);
-struct drv_app *drv_python_load(const char *spec, const struct drv_settings *s,
-                                char *err, size_t errlen);
-
-/* --dev (dev.c). The traceback of the last failed drv_python_load as
- * plain text (malloc'd), or NULL when there is none. */
-char *drv_python_load_traceback(void);
-/* --dev: call add(path) for every file the interpreter imported (the
- * __file__ of each module in sys.modules) and every file the traceback of
- * the last failed load names. Absolute paths, in no order. Does nothing
- * when Python was never started. */
-void drv_python_source_files(void (*add)(const char *path, void *arg),
-                             void *arg);
 
 #endif

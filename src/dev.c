@@ -5,15 +5,17 @@
  *     files: an editor that saves by writing a new file and renaming it
  *     over the old one leaves a file watch on the dead inode, while the
  *     directory reports IN_MOVED_TO with the name. Each watched directory
- *     lists the names that matter in it (the app's modules, the config
- *     file, the .so), or takes every name but editor scratch files (a
- *     directory from reload_extra_files, walked to its subdirectories);
+ *     lists the names that matter in it (the app kind's source files: a
+ *     Python app's modules, a native app's .so; the config file), or
+ *     takes every name but editor scratch files (a directory from
+ *     reload_extra_files, walked to its subdirectories);
  *   - a settle timer: the first matching event arms it and each further
  *     one re-arms it, so a burst (write, rename, chmod; a git checkout)
  *     reloads once; changes that go on longer than SETTLE_MAX reload
  *     anyway;
- *   - a rescan timer (Python): modules imported after start-up (inside a
- *     view, say) are watched from the next rescan on;
+ *   - a rescan timer, for a kind that asks for one (Python): modules
+ *     imported after start-up (inside a view, say) are watched from the
+ *     next rescan on;
  *   - SIGINT and SIGTERM stop at once, exit status 0. The loop stops
  *     cleanly (the app's atexit handlers run) when it gets control, but a
  *     signal arriving in the middle of an app call cannot wait for that
@@ -29,12 +31,9 @@
  * old module, C extension state and app thread. The time the reload began
  * crosses exec() in RELOAD_VAR, so the new image can say how long it took.
  *
- * Bytecode is not written in dev mode (PYTHONDONTWRITEBYTECODE): a .pyc
- * is checked against its source's size and mtime in whole seconds, so an
- * edit within the second that keeps the size could otherwise load stale
- * code. FLASK_DEBUG=1 is set unless the environment sets it, as `flask
- * run --debug` does, so that a Flask view's exception reaches drover's
- * traceback page instead of Flask's generic 500.
+ * What differs between app kinds is asked of the kind (app.h): which files
+ * to watch, whether to rescan them, the failed load's traceback, the
+ * environment dev mode sets (python_interp.c says why Python's).
  */
 #include "dev.h"
 
@@ -70,7 +69,8 @@
 /* What in a watched directory counts as a change. */
 enum match {
     M_NAMES, /* the listed names */
-    M_PY,    /* the listed names and any *.py (the app module is missing) */
+    M_NEW,   /* the listed names and any name with the kind's module_suffix
+                (the app module is missing) */
     M_ANY,   /* every name except editor scratch files */
 };
 
@@ -86,7 +86,7 @@ struct dev {
     const struct drv_settings *s;
     struct drv_worker w;
     struct drv_app *app;
-    bool python;
+    const struct drv_app_kind *kind;
     bool loaded; /* app is the real app, not the load-error page */
 
     int ifd; /* inotify, -1 when unavailable (no reloading then) */
@@ -277,7 +277,7 @@ static void watch_file(struct dev *d, const char *path, const char *base)
         watch_path(d, real);
 }
 
-static void on_python_file(const char *path, void *arg)
+static void on_source_file(const char *path, void *arg)
 {
     watch_file(arg, path, NULL);
 }
@@ -323,28 +323,14 @@ static void watch_extra(struct dev *d, const char *path)
         watch_file(d, abs, NULL);
 }
 
-/* The .so of a native spec, as native.c opens it (a bare name is in the
- * working directory). */
-static void watch_native(struct dev *d, const char *spec)
-{
-    const char *colon = strrchr(spec, ':');
-    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-    char path[PATH_MAX];
-    if (n < sizeof(path)) {
-        memcpy(path, spec, n);
-        path[n] = '\0';
-        watch_file(d, path, NULL);
-    }
-}
-
 /* After a failed import of a module that does not exist yet, creating it
- * must reload: watch the working directory for any *.py. */
+ * must reload: watch the working directory for any new module file. */
 static void watch_new_modules(struct dev *d)
 {
     char cwd[PATH_MAX];
     struct watch_dir *dir = getcwd(cwd, sizeof(cwd)) ? watch_dir(d, cwd) : NULL;
     if (dir && dir->match == M_NAMES)
-        dir->match = M_PY;
+        dir->match = M_NEW;
 }
 
 static void watch_all(struct dev *d)
@@ -360,13 +346,9 @@ static void watch_all(struct dev *d)
         watch_file(d, s->config, drv_reexec_start_dir());
     for (size_t i = 0; i < s->reload_extra_files.n; i++)
         watch_extra(d, s->reload_extra_files.v[i]);
-    if (d->python) {
-        drv_python_source_files(on_python_file, d);
-        if (!d->loaded)
-            watch_new_modules(d);
-    } else {
-        watch_native(d, s->app);
-    }
+    d->kind->source_files(s->app, on_source_file, d);
+    if (!d->loaded && d->kind->module_suffix)
+        watch_new_modules(d);
 }
 
 static void free_watches(struct dev *d)
@@ -405,14 +387,18 @@ static bool is_scratch(const char *name)
     return false;
 }
 
-static bool matches(const struct watch_dir *dir, const char *name)
+static bool matches(const struct dev *d, const struct watch_dir *dir,
+                    const char *name)
 {
+    const char *suffix = d->kind->module_suffix; /* set when M_NEW is */
     size_t n = strlen(name);
     switch (dir->match) {
     case M_ANY:
         return !is_scratch(name);
-    case M_PY:
-        if (n > 3 && strcmp(name + n - 3, ".py") == 0 && !is_scratch(name))
+    case M_NEW:
+        if (n > strlen(suffix) &&
+            strcmp(name + n - strlen(suffix), suffix) == 0 &&
+            !is_scratch(name))
             return true;
         break;
     case M_NAMES:
@@ -447,7 +433,7 @@ static void on_event(struct dev *d, const struct inotify_event *ev)
         return;
     for (size_t i = 0; i < d->ndirs; i++) {
         const struct watch_dir *dir = &d->dirs[i];
-        if (dir->wd != ev->wd || !matches(dir, ev->name))
+        if (dir->wd != ev->wd || !matches(d, dir, ev->name))
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s",
@@ -506,7 +492,7 @@ static void on_rescan(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     struct dev *d = drv_container_of(t, struct dev, rescan);
-    drv_python_source_files(on_python_file, d);
+    d->kind->source_files(d->s->app, on_source_file, d);
 }
 
 /* The worker destroys its loop when it returns: nothing of ours may stay
@@ -531,7 +517,7 @@ static void start_watchers(struct dev *d)
     ev_io_init(&d->inotify, on_inotify, d->ifd, EV_READ);
     if (d->ifd >= 0) {
         ev_io_start(loop, &d->inotify);
-        if (d->python)
+        if (d->kind->rescan)
             ev_timer_start(loop, &d->rescan);
     }
     ev_signal_init(&d->sig_int, on_stop_signal, SIGINT);
@@ -607,7 +593,7 @@ static struct drv_app *load_app(struct dev *d)
         return app;
     }
     drv_error("%s", err);
-    char *tb = d->python ? drv_python_load_traceback() : NULL;
+    char *tb = d->kind->load_traceback ? d->kind->load_traceback() : NULL;
     app = error_app(d->s->app, err, tb);
     free(tb);
     return app;
@@ -707,11 +693,9 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
         drv_warn("--dev serves on one thread: --threads %d is ignored here",
                  s->threads);
     struct dev d = {.s = s, .ifd = -1};
-    d.python = !drv_app_spec_is_native(s->app);
-    if (d.python) {
-        setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
-        setenv("FLASK_DEBUG", "1", 0);
-    }
+    d.kind = drv_app_kind_of(s->app);
+    for (const struct drv_app_env *e = d.kind->dev_env; e && e->name; e++)
+        setenv(e->name, e->value, e->overwrite);
     struct drv_accesslog *own_log = accesslog ? NULL : stderr_accesslog(s);
     struct timespec load_started;
     clock_gettime(CLOCK_REALTIME, &load_started);

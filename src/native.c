@@ -5,9 +5,13 @@
  * the middle of a request) and RTLD_LOCAL (two apps' globals never mix).
  * The exported symbol is a `struct drover_app`; its abi_version must match
  * ours exactly.
+ *
+ * For --dev the kind names one source file, the .so itself: rebuilding it
+ * reloads the app, and a .so that failed to load is watched the same way.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,8 +125,11 @@ static const struct drv_app_ops native_ops = {
     .free = native_free,
 };
 
-struct drv_app *drv_native_load(const char *spec, char *err, size_t errlen)
+static struct drv_app *native_load(const char *spec,
+                                   const struct drv_settings *s, char *err,
+                                   size_t errlen)
 {
+    (void)s;
     const char *colon = strrchr(spec, ':');
     if (!colon || !colon[1]) {
         snprintf(err, errlen, "%s: a native app is PATH.so:SYMBOL", spec);
@@ -181,3 +188,25 @@ out_close:
     dlclose(dl);
     return NULL;
 }
+
+/* The .so of `spec`, as native_load opens it: a bare name is in the
+ * working directory, which is what a relative path means to the caller. */
+static void native_source_files(const char *spec,
+                                void (*add)(const char *path, void *arg),
+                                void *arg)
+{
+    const char *colon = strrchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+    char path[PATH_MAX];
+    if (n < sizeof(path)) {
+        memcpy(path, spec, n);
+        path[n] = '\0';
+        add(path, arg);
+    }
+}
+
+const struct drv_app_kind drv_native_kind = {
+    .name = "native",
+    .load = native_load,
+    .source_files = native_source_files,
+};

@@ -1,0 +1,397 @@
+/*
+ * python_interp: Python WSGI apps on an embedded CPython, the interpreter's
+ * side. The Python kind is split by job across python_*.c (python_int.h
+ * lists them); only those files include Python.h.
+ *
+ * Start-up: the interpreter is configured with PyConfig (no deprecated
+ * Py_Set* calls): Python's own signal handlers off (drover owns signals),
+ * unbuffered stdio, sys.argv = ["drover", APP]. The working directory goes
+ * first on sys.path, as with gunicorn, then --pythonpath and the
+ * --virtualenv's site-packages. The app spec is resolved by a small
+ * bootstrap written in Python (import, attribute path, factory call with
+ * literal arguments), because that code runs once and Python's own error
+ * messages and tracebacks are the best ones to show. A failed load keeps
+ * its exception for --dev (python_dev.c).
+ *
+ * The GIL: once the interpreter is up and the app loaded, the main thread
+ * releases it, so the app's own threads (schedulers, Dash callbacks) run
+ * while the worker waits in epoll. Every entry from drover into Python
+ * (the app call, the body source's next/close, fork hooks, finalize, the
+ * --dev hooks) goes through py_enter()/py_leave() (python_int.h); this
+ * file owns their state.
+ *
+ * With preload, the master holds the GIL across fork() and freezes what
+ * it imported out of the collector's reach, so that the workers share
+ * those pages; each worker then arms faulthandler.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "python_int.h"
+
+/* The interpreter's and the GIL's state, documented in python_int.h. */
+bool py_ready;
+PyThreadState *py_main;
+int py_depth;
+
+static PyObject *bootstrap_ns; /* defined with the start-up code below */
+
+/* ---- fork ----
+ * With preload the master holds the GIL across fork() (PyOS_BeforeFork
+ * also takes the import lock), so the child starts from a consistent
+ * interpreter and finishes the fork in python_post_fork. */
+static bool forking; /* set across fork(); the child inherits it set */
+
+static void python_before_fork(struct drv_app *app)
+{
+    (void)app;
+    py_enter();
+    PyOS_BeforeFork();
+    forking = true;
+}
+
+static void python_after_fork_parent(struct drv_app *app)
+{
+    (void)app;
+    forking = false;
+    PyOS_AfterFork_Parent();
+    py_leave();
+}
+
+/* Run Python statements (GIL held); failures go to the error log. */
+static int run_statements(const char *code)
+{
+    PyObject *r = PyRun_String(code, Py_file_input, bootstrap_ns,
+                               bootstrap_ns);
+    if (!r) {
+        PyErr_PrintEx(0);
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* With preload, what the master imported is moved out of the garbage
+ * collector's reach, so that no collection in a worker writes to (and so
+ * copies) the pages the workers share. */
+static void python_preloaded(struct drv_app *app)
+{
+    (void)app;
+    py_enter();
+    run_statements("import gc\ngc.collect()\ngc.freeze()\n");
+    py_leave();
+}
+
+/* In the worker: finish the fork for Python (its at-fork hooks reseed
+ * random), and arm faulthandler, so that the master's SIGABRT for a timed
+ * out worker, or a crash in an extension, leaves every thread's Python
+ * stack in the error log. */
+static int python_post_fork(struct drv_app *app, char *err, size_t errlen)
+{
+    (void)app;
+    if (forking) {
+        forking = false;
+        PyOS_AfterFork_Child(); /* the GIL came with the fork */
+    } else {
+        py_enter();
+    }
+    int rc = run_statements("import faulthandler, sys\n"
+                            "faulthandler.enable(file=sys.stderr, "
+                            "all_threads=True)\n");
+    py_leave();
+    if (rc != 0)
+        snprintf(err, errlen, "cannot enable faulthandler");
+    return rc;
+}
+
+static void python_free(struct drv_app *app)
+{
+    struct python_app *pa = (struct python_app *)app;
+    py_enter();
+    Py_XDECREF(pa->callable);
+    Py_XDECREF(pa->script_name);
+    free(app->spec);
+    free(pa);
+    /* A clean stop finalizes, so the app's atexit handlers run and its
+     * buffered files are flushed. Finalizing needs the GIL and consumes
+     * this thread's state: there is nothing left to release. */
+    if (py_ready && Py_FinalizeEx() != 0)
+        drv_error("Python finalization reported an error");
+    py_ready = false;
+    py_depth = 0;
+    py_main = NULL;
+}
+
+static const struct drv_app_ops python_ops = {
+    .kind = "python",
+    .call = py_call,
+    .before_fork = python_before_fork,
+    .after_fork_parent = python_after_fork_parent,
+    .post_fork = python_post_fork,
+    .preloaded = python_preloaded,
+    .free = python_free,
+};
+
+/* ------------------------------------------------------------------ */
+/* Start-up                                                            */
+
+/* Runs once in __main__-like namespace `_drover`. */
+static const char bootstrap[] =
+    "import ast, importlib, sys\n"
+    "class FileWrapper:\n"
+    "    def __init__(self, filelike, blksize=8192):\n"
+    "        self.filelike = filelike\n"
+    "        self.blksize = blksize\n"
+    "        if hasattr(filelike, 'close'):\n"
+    "            self.close = filelike.close\n"
+    "    def __iter__(self):\n"
+    "        return self\n"
+    "    def __next__(self):\n"
+    "        data = self.filelike.read(self.blksize)\n"
+    "        if data:\n"
+    "            return data\n"
+    "        raise StopIteration\n"
+    "def setup_paths(pythonpath, venv):\n"
+    "    import os, site\n"
+    "    front = [os.path.abspath(p) for item in pythonpath\n"
+    "             for p in item.split(',') if p]\n"
+    "    sys.path[:0] = front\n"
+    "    if venv:\n"
+    "        v = sys.version_info\n"
+    "        sp = os.path.join(os.path.abspath(venv), 'lib',\n"
+    "                          f'python{v[0]}.{v[1]}', 'site-packages')\n"
+    "        if not os.path.isdir(sp):\n"
+    "            raise FileNotFoundError(f'virtualenv {venv!r} has no {sp} '\n"
+    "                                    f'(drover embeds Python {v[0]}.{v[1]})')\n"
+    "        before = list(sys.path)\n"
+    "        site.addsitedir(sp)\n"
+    "        added = [p for p in sys.path if p not in before]\n"
+    "        n = len(front) + 1\n"
+    "        sys.path[:] = before[:n] + added + before[n:]\n"
+    "def load(spec):\n"
+    "    module, _, obj = spec.partition(':')\n"
+    "    obj = obj or 'application'\n"
+    "    call = None\n"
+    "    if obj.endswith(')'):\n"
+    "        node = ast.parse(obj, mode='eval').body\n"
+    "        if not isinstance(node, ast.Call):\n"
+    "            raise ValueError(f'cannot parse app spec {spec!r}')\n"
+    "        call = ([ast.literal_eval(a) for a in node.args],\n"
+    "                {k.arg: ast.literal_eval(k.value) for k in node.keywords})\n"
+    "        obj = obj[:obj.index('(')]\n"
+    "    target = importlib.import_module(module)\n"
+    "    for part in obj.split('.'):\n"
+    "        try:\n"
+    "            target = getattr(target, part)\n"
+    "        except AttributeError:\n"
+    "            raise LookupError(f'no attribute {obj!r} in module {module!r}') from None\n"
+    "    if call is not None:\n"
+    "        target = target(*call[0], **call[1])\n"
+    "    if not callable(target):\n"
+    "        raise TypeError(f'{spec}: {type(target).__name__} object is not callable')\n"
+    "    return target\n";
+
+static PyObject *bootstrap_ns;
+
+static int init_interpreter(const char *spec, char *err, size_t errlen)
+{
+    if (py_ready)
+        return 0;
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;
+    config.buffered_stdio = 0;
+    config.parse_argv = 0;
+    char prog[] = "drover", *app = drv_xstrdup(spec);
+    char *argv[] = {prog, app};
+    PyStatus st = PyConfig_SetBytesArgv(&config, 2, argv);
+    free(app);
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) {
+        snprintf(err, errlen, "cannot start Python: %s",
+                 st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+    py_depth = 1; /* initialising leaves this thread holding the GIL */
+    /* gunicorn puts the working directory first on sys.path. */
+    PyObject *path = PySys_GetObject("path"), *cwd = NULL;
+    char dir[4096];
+    if (getcwd(dir, sizeof(dir)))
+        cwd = PyUnicode_DecodeFSDefault(dir);
+    if (!path || !cwd || PyList_Insert(path, 0, cwd) != 0) {
+        Py_XDECREF(cwd);
+        snprintf(err, errlen, "cannot set up sys.path");
+        return -1;
+    }
+    Py_DECREF(cwd);
+    if (py_request_types() != 0 || py_environ_keys() != 0) {
+        snprintf(err, errlen, "cannot initialise the WSGI types");
+        return -1;
+    }
+    bootstrap_ns = PyDict_New();
+    PyObject *builtins = PyEval_GetBuiltins();
+    if (!bootstrap_ns ||
+        PyDict_SetItemString(bootstrap_ns, "__builtins__", builtins) != 0) {
+        snprintf(err, errlen, "cannot create the bootstrap namespace");
+        return -1;
+    }
+    PyObject *r = PyRun_String(bootstrap, Py_file_input, bootstrap_ns,
+                               bootstrap_ns);
+    if (!r || py_environ_template(PyDict_GetItemString(
+                  bootstrap_ns, "FileWrapper")) != 0) {
+        Py_XDECREF(r);
+        PyErr_PrintEx(0);
+        snprintf(err, errlen, "cannot run drover's Python bootstrap");
+        return -1;
+    }
+    Py_DECREF(r);
+    py_ready = true;
+    return 0;
+}
+
+/* The exception the last failed load raised, traceback attached (--dev
+ * serves it and watches the files it names). */
+PyObject *py_load_error;
+
+/* "ModuleNotFoundError: No module named 'x'" for the one-line summary. */
+static void summarise_exception(const char *spec, char *err, size_t errlen)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    Py_XINCREF(value);
+    Py_XSETREF(py_load_error, value);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    snprintf(err, errlen, "cannot load app '%s': %s: %s", spec,
+             type ? ((PyTypeObject *)type)->tp_name : "error",
+             msg ? msg : "");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    PyErr_Restore(type, value, tb);
+    drv_error("cannot load app '%s':", spec);
+    PyErr_PrintEx(0);
+}
+
+/* sys.path: --pythonpath first, then the venv's site-packages. */
+static int setup_paths(const struct drv_settings *s, char *err, size_t errlen)
+{
+    PyObject *pp = PyList_New(0);
+    for (size_t i = 0; pp && i < s->pythonpath.n; i++) {
+        PyObject *item = PyUnicode_DecodeFSDefault(s->pythonpath.v[i]);
+        if (!item || PyList_Append(pp, item) != 0)
+            Py_CLEAR(pp);
+        Py_XDECREF(item);
+    }
+    PyObject *fn = PyDict_GetItemString(bootstrap_ns, "setup_paths");
+    PyObject *r = pp ? PyObject_CallFunction(fn, "Oz", pp, s->virtualenv)
+                     : NULL;
+    Py_XDECREF(pp);
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    snprintf(err, errlen, "%s: %s",
+             s->virtualenv ? "--virtualenv" : "--pythonpath",
+             text ? PyUnicode_AsUTF8(text) : "cannot set up sys.path");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return -1;
+}
+
+static PyObject *mount_point(const char *script_name, char *err,
+                             size_t errlen)
+{
+    size_t n = strlen(script_name);
+    while (n && script_name[n - 1] == '/')
+        n--;
+    if (n == 0)
+        return NULL;
+    if (script_name[0] != '/') {
+        snprintf(err, errlen, "--script-name '%s': must start with '/'",
+                 script_name);
+        return NULL;
+    }
+    return PyUnicode_DecodeLatin1(script_name, (Py_ssize_t)n, NULL);
+}
+
+static struct drv_app *python_load(const char *spec,
+                                   const struct drv_settings *s, char *err,
+                                   size_t errlen)
+{
+    err[0] = '\0';
+    PyObject *script_name = NULL;
+    struct python_app *pa = NULL;
+    if (py_ready)
+        py_enter();
+    else if (init_interpreter(spec, err, errlen) != 0)
+        return NULL; /* drover exits; the GIL does not matter any more */
+    if (setup_paths(s, err, errlen) != 0)
+        goto out;
+    if (s->script_name) {
+        script_name = mount_point(s->script_name, err, errlen);
+        if (err[0])
+            goto out;
+    }
+    PyObject *load = PyDict_GetItemString(bootstrap_ns, "load");
+    PyObject *callable = PyObject_CallFunction(load, "s", spec);
+    if (!callable) {
+        summarise_exception(spec, err, errlen);
+        Py_XDECREF(script_name);
+        goto out;
+    }
+    pa = drv_xcalloc(1, sizeof(*pa));
+    pa->base.ops = &python_ops;
+    pa->base.spec = drv_xstrdup(spec);
+    pa->callable = callable;
+    pa->script_name = script_name;
+    pa->dev = s->dev;
+    /* PEP 3333: whether another process may run the app at the same time
+     * (gunicorn: workers > 1). */
+    py_environ_multiprocess(s->workers > 1 && !s->dev);
+out:
+    /* From here on the app's threads run whenever drover is in C. */
+    py_leave();
+    return pa ? &pa->base : NULL;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* The kind                                                            */
+
+/* Bytecode is not written in dev mode (PYTHONDONTWRITEBYTECODE): a .pyc
+ * is checked against its source's size and mtime in whole seconds, so an
+ * edit within the second that keeps the size could otherwise load stale
+ * code. FLASK_DEBUG=1 is set unless the environment sets it, as `flask
+ * run --debug` does, so that a Flask view's exception reaches drover's
+ * traceback page instead of Flask's generic 500. */
+static const struct drv_app_env dev_env[] = {
+    {"PYTHONDONTWRITEBYTECODE", "1", true},
+    {"FLASK_DEBUG", "1", false},
+    {NULL, NULL, false},
+};
+
+const struct drv_app_kind drv_python_kind = {
+    .name = "python",
+    .load = python_load,
+    .source_files = py_source_files,
+    .load_traceback = py_load_traceback,
+    .rescan = true,
+    .module_suffix = ".py",
+    .dev_env = dev_env,
+};
