@@ -55,7 +55,7 @@ void py_log_exception(const char *what, const char *spec)
  * 500), or 0 when --dev wrote its traceback page instead. */
 static int call_failed(struct python_app *pa, struct drv_response *res)
 {
-    PyObject *text = pa->dev && res->state < DRV_RESPONSE_COMMITTED
+    PyObject *text = pa->dev && !drv_response_committed(res)
                          ? py_current_traceback_text()
                          : NULL;
     py_log_exception("exception", pa->base.spec);
@@ -333,8 +333,8 @@ out:
     if (streaming <= 0)
         end_request(ctx);
     /* A failed call leaves nothing started for drover to send. */
-    if (rc != 0 && res->state == DRV_RESPONSE_STARTED)
-        res->state = DRV_RESPONSE_NEW;
+    if (rc != 0)
+        drv_response_cancel(res);
     Py_DECREF(ctx);
     return rc;
 }

@@ -64,10 +64,10 @@ int py_dev_error_page(struct drv_response *res, PyObject *text)
         PyErr_Clear();
         return -1;
     }
-    if (res->state >= DRV_RESPONSE_COMMITTED || res->has_source ||
+    /* A restart drops the body the app wrote before failing. */
+    if (drv_response_committed(res) || res->has_source ||
         drv_response_start(res, 500, NULL, 0) != 0)
         return -1;
-    drv_buf_reset(&res->pending); /* body the app wrote before failing */
     drv_response_header(res, "Content-Type", 12,
                         "text/plain; charset=utf-8", 25);
     drv_response_write(res, p, (size_t)n);

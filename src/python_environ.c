@@ -175,59 +175,30 @@ static int add_header(PyObject *env, const struct drover_header *h)
     return rc;
 }
 
-/* The authority of an absolute-form target ("http://h:8080/x?y" gives
- * "h:8080"); false for origin-form or an empty authority. */
-static bool target_authority(struct drover_str t, struct drover_str *out)
-{
-    size_t skip = t.len > 7 && strncasecmp(t.ptr, "http://", 7) == 0 ? 7
-                  : t.len > 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
-                                                                       : 0;
-    if (!skip)
-        return false;
-    size_t n = skip;
-    while (n < t.len && t.ptr[n] != '/' && t.ptr[n] != '?' && t.ptr[n] != '#')
-        n++;
-    *out = (struct drover_str){t.ptr + skip, n - skip};
-    return out->len > 0;
-}
-
-/* SERVER_NAME and SERVER_PORT from the request's host, else the listener.
- * RFC 9112 3.2.2: an absolute-form target's authority wins over the Host
+/* SERVER_NAME and SERVER_PORT from the request's host (http.c found it:
+ * an absolute-form target's authority, else the Host header), else the
+ * listener. RFC 9112 3.2.2: the target's authority wins over the Host
  * header, so HTTP_HOST follows it too (apps build URLs from HTTP_HOST).
  * Runs after the headers are in the environ. */
 static int host_and_port(PyObject *env, const struct drv_request *req)
 {
     const struct drover_request *v = &req->view;
-    struct drover_str host = {"", 0};
-    if (target_authority(v->target, &host)) {
+    if (req->authority_from_target) {
         PyObject *key = header_key((struct drover_str){"host", 4});
-        if (!key || set_item(env, key, str_of(host)) != 0) {
+        if (!key || set_item(env, key, str_of(v->authority)) != 0) {
             Py_XDECREF(key);
             return -1;
         }
         Py_DECREF(key);
-    } else {
-        const struct drover_header *h = drv_http_header(req, "host");
-        if (h)
-            host = h->value;
     }
     struct drover_str name = v->server_addr;
     char port[16];
     snprintf(port, sizeof(port), "%d", v->server_port);
     struct drover_str portv = {port, strlen(port)};
-    if (host.len) {
-        const char *p = host.ptr, *end = p + host.len;
-        const char *colon = NULL;
-        if (*p == '[') { /* [v6]:port */
-            const char *close = memchr(p, ']', host.len);
-            colon = close && close + 1 < end && close[1] == ':' ? close + 1
-                                                                 : NULL;
-        } else {
-            colon = memchr(p, ':', host.len);
-        }
-        name = (struct drover_str){p, colon ? (size_t)(colon - p) : host.len};
-        if (colon && colon + 1 < end)
-            portv = (struct drover_str){colon + 1, (size_t)(end - colon - 1)};
+    if (v->authority.len) {
+        name = v->host;
+        if (v->port.len)
+            portv = v->port;
         else if (drv_str_eq_lower((struct drv_str){v->url_scheme.ptr,
                                                    v->url_scheme.len},
                                   "https"))

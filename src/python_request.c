@@ -111,7 +111,7 @@ static PyObject *start_response(PyObject *self, PyObject *args)
     if (set_error_if_over(ctx))
         return NULL;
     if (exc_info != Py_None) {
-        if (ctx->res->state >= DRV_RESPONSE_COMMITTED) {
+        if (drv_response_committed(ctx->res)) {
             /* Too late to change the response: re-raise (PEP 3333). */
             PyObject *t, *v, *tb;
             if (!PyArg_ParseTuple(exc_info, "OOO", &t, &v, &tb))
@@ -144,7 +144,7 @@ static PyObject *start_response(PyObject *self, PyObject *args)
     if (add_headers(ctx, headers) != 0) {
         /* No response is started now, the first one included: the app
          * must start one again, or it gets a 500. */
-        ctx->res->state = DRV_RESPONSE_NEW;
+        drv_response_cancel(ctx->res);
         ctx->started = false;
         return NULL;
     }
