@@ -756,6 +756,36 @@ static void test_a_failing_stream_never_sends_the_last_chunk(void **state)
     assert_int_equal(s.closes, 1);
 }
 
+/* Bug: response.h says the head is committed "when a streamed body is
+ * first pulled", but pull sent the source's bytes with no head before
+ * them, and the finish that followed wrote the head after the body (and a
+ * second last-chunk once the body was done). */
+static void test_a_stream_pulled_before_finish_gets_its_head_first(
+    void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct fake_source s = {.chunks = {"ab", "cd"}};
+    struct drv_response *r = start(&f, GET11, 200);
+    write_str(r, "<");
+    stream(r, &s);
+    assert_int_equal(drv_response_pull(r), 1);
+    assert_int_equal(r->state, DRV_RESPONSE_COMMITTED);
+    assert_int_equal(drain(r), 0);
+    assert_int_equal(r->state, DRV_RESPONSE_DONE);
+    size_t done = drv_buf_size(&f.out);
+    assert_int_equal(drv_response_finish(r), 0); /* the app returns */
+    assert_int_equal(drv_buf_size(&f.out), done);
+    struct parsed *p = output(&f);
+    assert_int_equal(p->status, 200);
+    assert_string_equal(header(p, "Transfer-Encoding"), "chunked");
+    assert_true(p->last_chunk);
+    assert_body(p, "<abcd");
+    assert_int_equal(s.closes, 1);
+    assert_true(drv_response_keeps_alive(r));
+    end(&f);
+}
+
 /* ---- start, restart, headers ---- */
 
 static void test_a_second_start_before_commit_replaces_status_and_headers(
@@ -1345,6 +1375,8 @@ int main(void)
             test_a_stream_piece_crossing_the_content_length_is_cut),
         cmocka_unit_test(test_a_stream_shorter_than_the_content_length_fails),
         cmocka_unit_test(test_a_failing_stream_never_sends_the_last_chunk),
+        cmocka_unit_test(
+            test_a_stream_pulled_before_finish_gets_its_head_first),
         cmocka_unit_test(
             test_a_second_start_before_commit_replaces_status_and_headers),
         cmocka_unit_test(test_start_after_commit_returns_ealready),
