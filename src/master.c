@@ -100,12 +100,12 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 
 static bool live(const struct drv_slot *slot)
 {
-    return slot->state != DRV_SLOT_FREE;
+    return drv_slot_state(slot) != DRV_SLOT_FREE;
 }
 
 static uint32_t slot_state(const struct drv_slot *slot)
 {
-    return __atomic_load_n(&slot->state, __ATOMIC_RELAXED);
+    return drv_slot_state(slot);
 }
 
 /* Workers of the current generation that are booting or serving. */
@@ -140,10 +140,10 @@ static uint64_t graceful_ms(const struct master *m)
 /* Tell one worker to stop with `sig`, SIGKILL after `grace_ms`. */
 static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms)
 {
-    if (slot->state == DRV_SLOT_STOPPING && slot->kill_at_ms &&
+    if (drv_slot_state(slot) == DRV_SLOT_STOPPING && slot->kill_at_ms &&
         slot->kill_at_ms <= drv_now_ms() + grace_ms)
         return; /* already told, with a deadline at least as near */
-    slot->state = DRV_SLOT_STOPPING;
+    drv_slot_set_state(slot, DRV_SLOT_STOPPING);
     slot->kill_at_ms = drv_now_ms() + grace_ms;
     if (kill(slot->pid, sig) != 0 && errno != ESRCH)
         drv_log_errno(errno, "kill", "worker %d (pid %d)", (int)slot->number,
@@ -294,9 +294,7 @@ static int worker_main(struct master *m, struct drv_slot *slot,
     drv_slot_store(&slot->heartbeat_ms, drv_now_ms());
     /* BOOTING -> READY, unless the master has meanwhile told us to stop
      * (then STOPPING stays, and the signal is waiting for the loop). */
-    uint32_t booting = DRV_SLOT_BOOTING;
-    __atomic_compare_exchange_n(&slot->state, &booting, DRV_SLOT_READY, false,
-                                __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    drv_slot_mark_ready(slot);
     int status = drv_worker_run(&w);
     drv_info("Worker exiting (pid: %d)", (int)getpid());
     drv_scoreboard_free(&m->sb);
@@ -334,11 +332,11 @@ static int spawn(struct master *m, struct drv_slot *slot, int *status)
 
     *slot = (struct drv_slot){
         .generation = m->generation,
-        .state = DRV_SLOT_BOOTING,
         .number = (uint32_t)(slot - m->sb.slots) + 1,
         .started_ms = now,
         .heartbeat_ms = now,
     };
+    drv_slot_set_state(slot, DRV_SLOT_BOOTING);
     /* Buffered output must not be written twice, once by each process. */
     fflush(NULL);
     sigset_t all, old;
@@ -357,7 +355,7 @@ static int spawn(struct master *m, struct drv_slot *slot, int *status)
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         drv_log_errno(saved, "fork", "worker %u", slot->number);
-        slot->state = DRV_SLOT_FREE;
+        drv_slot_set_state(slot, DRV_SLOT_FREE);
         return -1;
     }
     slot->pid = pid;
@@ -416,7 +414,7 @@ static void reap(struct master *m)
             continue;
         }
         log_death(slot, wstatus);
-        bool boot_failed = (slot->state == DRV_SLOT_BOOTING &&
+        bool boot_failed = (drv_slot_state(slot) == DRV_SLOT_BOOTING &&
                             WIFEXITED(wstatus) &&
                             WEXITSTATUS(wstatus) == DRV_EXIT_BOOT) ||
                            slot->timed_out == 2;
@@ -424,7 +422,7 @@ static void reap(struct master *m)
             m->boot_failures++;
             m->failed_ms = drv_now_ms();
         }
-        slot->state = DRV_SLOT_FREE;
+        drv_slot_set_state(slot, DRV_SLOT_FREE);
         slot->pid = 0;
     }
 }
@@ -562,7 +560,7 @@ static void hand_over(struct master *m)
     for (size_t i = 0; i < m->sb.nslots; i++) {
         struct drv_slot *slot = &m->sb.slots[i];
         if (live(slot) && slot->generation != m->generation &&
-            slot->state != DRV_SLOT_STOPPING) {
+            drv_slot_state(slot) != DRV_SLOT_STOPPING) {
             drv_info("Retiring old worker %u (pid: %d)", slot->number,
                      slot->pid);
             stop_worker(slot, SIGHUP, graceful_ms(m));

@@ -466,6 +466,8 @@ int drv_response_finish(struct drv_response *r)
 {
     if (r->state == DRV_RESPONSE_NEW)
         return -EINVAL;
+    if (r->state == DRV_RESPONSE_DONE)
+        return 0; /* a stream pulled to its end before the app returned */
     if (r->state == DRV_RESPONSE_STARTED) {
         commit(r, !r->has_source);
         flush_pending(r);
@@ -488,6 +490,11 @@ int drv_response_pull(struct drv_response *r)
 {
     if (r->state == DRV_RESPONSE_DONE)
         return 0;
+    /* Pulled before finish: the head goes out first (see response.h). */
+    if (r->state == DRV_RESPONSE_STARTED) {
+        commit(r, false);
+        flush_pending(r);
+    }
     /* Nothing more can be sent (HEAD, 204, 304, or the Content-Length is
      * reached): iterating on would only burn the worker, and for an
      * endless stream never end. */

@@ -69,7 +69,8 @@ void drv_scoreboard_free(struct drv_scoreboard *sb)
 struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid)
 {
     for (size_t i = 0; i < sb->nslots; i++)
-        if (sb->slots[i].state != DRV_SLOT_FREE && sb->slots[i].pid == pid)
+        if (drv_slot_state(&sb->slots[i]) != DRV_SLOT_FREE &&
+            sb->slots[i].pid == pid)
             return &sb->slots[i];
     return NULL;
 }
@@ -77,7 +78,7 @@ struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid)
 struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb)
 {
     for (size_t i = 0; i < sb->nslots; i++)
-        if (sb->slots[i].state == DRV_SLOT_FREE)
+        if (drv_slot_state(&sb->slots[i]) == DRV_SLOT_FREE)
             return &sb->slots[i];
     return NULL;
 }

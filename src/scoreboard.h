@@ -41,7 +41,11 @@ struct drv_slot {
     /* master-owned */
     int32_t pid;
     uint32_t generation; /* reload count of the master that forked it */
-    uint32_t state;      /* enum drv_slot_state */
+    /* enum drv_slot_state. Master and worker both write it, so every read
+     * and write is a relaxed __atomic builtin, through drv_slot_state(),
+     * drv_slot_set_state() and drv_slot_mark_ready() below. (spawn's reset
+     * of a whole FREE slot, which no other process touches, is plain.) */
+    uint32_t state;
     uint32_t number;     /* worker number shown in logs and titles */
     uint32_t timed_out;  /* SIGABRT sent for a timeout: 1 serving, 2 booting */
     uint32_t shutdown;   /* the whole server stops: see drv_worker_stop */
@@ -80,6 +84,31 @@ struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid);
 
 /* A free slot, or NULL when all are taken. */
 struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb);
+
+/* The slot's state (a relaxed atomic load: see the field). */
+static inline enum drv_slot_state drv_slot_state(const struct drv_slot *slot)
+{
+    return (enum drv_slot_state)__atomic_load_n(&slot->state,
+                                                __ATOMIC_RELAXED);
+}
+
+/* Master side: set the slot's state (a relaxed atomic store). */
+static inline void drv_slot_set_state(struct drv_slot *slot,
+                                      enum drv_slot_state state)
+{
+    __atomic_store_n(&slot->state, (uint32_t)state, __ATOMIC_RELAXED);
+}
+
+/* Worker side: BOOTING -> READY, unless the master has meanwhile set
+ * another state (STOPPING), which a compare-and-swap leaves in place.
+ * Returns whether the slot became READY. */
+static inline bool drv_slot_mark_ready(struct drv_slot *slot)
+{
+    uint32_t booting = DRV_SLOT_BOOTING;
+    return __atomic_compare_exchange_n(&slot->state, &booting, DRV_SLOT_READY,
+                                       false, __ATOMIC_RELAXED,
+                                       __ATOMIC_RELAXED);
+}
 
 /* Worker side. */
 static inline void drv_slot_store(uint64_t *field, uint64_t v)
