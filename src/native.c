@@ -10,6 +10,7 @@
  * reloads the app, and a .so that failed to load is watched the same way.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -118,9 +119,45 @@ static void native_free(struct drv_app *app)
     free(na);
 }
 
+/* An app thread: a plain pthread, detached (the pool tracks its end). */
+struct thread_start {
+    void (*body)(void *arg);
+    void *arg;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_start ts = *(struct thread_start *)p;
+    free(p);
+    ts.body(ts.arg);
+    return NULL;
+}
+
+static int native_spawn(struct drv_app *app, void (*body)(void *), void *arg,
+                        size_t index, char *err, size_t errlen)
+{
+    (void)app;
+    struct thread_start *ts = drv_xmalloc(sizeof(*ts));
+    *ts = (struct thread_start){body, arg};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, thread_main, ts);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(ts);
+        snprintf(err, errlen, "cannot start app thread %zu: pthread_create: "
+                 "%s", index + 1, strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static const struct drv_app_ops native_ops = {
     .kind = "native",
     .call = native_call,
+    .spawn = native_spawn,
     .post_fork = native_post_fork,
     .free = native_free,
 };
@@ -129,7 +166,6 @@ static struct drv_app *native_load(const char *spec,
                                    const struct drv_settings *s, char *err,
                                    size_t errlen)
 {
-    (void)s;
     const char *colon = strrchr(spec, ':');
     if (!colon || !colon[1]) {
         snprintf(err, errlen, "%s: a native app is PATH.so:SYMBOL", spec);
@@ -165,6 +201,14 @@ static struct drv_app *native_load(const char *spec,
     if (!abi->handle) {
         snprintf(err, errlen, "%s: struct drover_app has no handle function",
                  spec);
+        goto out_close;
+    }
+    if (s->threads > 1 && !(abi->flags & DROVER_APP_THREADSAFE)) {
+        snprintf(err, errlen,
+                 "%s: --threads %d needs an app that may be called from "
+                 "several threads at once, and this one does not set "
+                 "DROVER_APP_THREADSAFE (see drover/app.h)",
+                 spec, s->threads);
         goto out_close;
     }
     void *state = NULL;

@@ -334,6 +334,12 @@ int py_environ_template(PyObject *wrapper)
     return rc ? -1 : 0;
 }
 
+void py_environ_multithread(bool on)
+{
+    PyDict_SetItemString(environ_template, "wsgi.multithread",
+                         on ? Py_True : Py_False);
+}
+
 void py_environ_multiprocess(bool on)
 {
     PyDict_SetItemString(environ_template, "wsgi.multiprocess",

@@ -39,14 +39,16 @@
 extern bool py_ready; /* the interpreter is initialised */
 
 /*
- * The main thread's Python state while drover runs C without the GIL.
- * py_enter() takes the GIL back, py_leave() releases it; they nest (a
- * body source closed from inside the app call, say), and only the
- * outermost pair touches the GIL. Main thread only. Inline: every request
- * goes through them.
+ * This thread's Python state while drover runs C without the GIL. Every
+ * thread that runs app code has its own: the worker's main thread, and
+ * each app thread (--threads), which is a `threading.Thread` whose target
+ * calls back into C (py_spawn). py_enter() takes the GIL back, py_leave()
+ * releases it; they nest (a body source closed from inside the app call,
+ * say), and only the outermost pair touches the GIL. Inline and
+ * thread-local: every request goes through them.
  */
-extern PyThreadState *py_main;
-extern int py_depth; /* > 0: this thread holds the GIL */
+extern __thread PyThreadState *py_main;
+extern __thread int py_depth; /* > 0: this thread holds the GIL */
 
 static inline void py_enter(void)
 {
@@ -89,6 +91,10 @@ int py_environ_keys(void);
  * remember that class as py_file_wrapper_type. Once, after
  * py_environ_keys. Returns 0 or -1. */
 int py_environ_template(PyObject *file_wrapper);
+
+/* Set wsgi.multithread in the template (whether another thread of this
+ * process may run the app at the same time: --threads > 1). */
+void py_environ_multithread(bool on);
 
 /* Set wsgi.multiprocess in the template (PEP 3333: whether another
  * process may run the app at the same time). */

@@ -36,8 +36,8 @@
 
 /* The interpreter's and the GIL's state, documented in python_int.h. */
 bool py_ready;
-PyThreadState *py_main;
-int py_depth;
+__thread PyThreadState *py_main;
+__thread int py_depth;
 
 static PyObject *bootstrap_ns; /* defined with the start-up code below */
 
@@ -127,7 +127,91 @@ static void python_free(struct drv_app *app)
     py_main = NULL;
 }
 
+/* ---- app threads (--threads) ----
+ * Each is a daemon threading.Thread named drover-app-N, so the app sees a
+ * real thread (threading.current_thread(), thread-locals, request
+ * contexts). Its target is a C function that lets go of the GIL and runs
+ * the pool's thread body, which takes the GIL only inside the app (through
+ * py_enter, on this thread's own state). Daemon: a thread stuck in the
+ * app when the worker has to exit must not hold up finalization. */
+
+struct thread_start {
+    void (*body)(void *arg);
+    void *arg;
+};
+
+static PyObject *thread_target(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct thread_start *ts = PyCapsule_GetPointer(self, "drover.thread");
+    if (!ts)
+        return NULL;
+    py_depth = 1; /* Python called us: this thread holds the GIL */
+    py_leave();
+    ts->body(ts->arg);
+    py_enter();
+    py_depth = 0;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef thread_target_def = {"drover_app_thread", thread_target,
+                                        METH_NOARGS, NULL};
+
+static void free_thread_start(PyObject *capsule)
+{
+    free(PyCapsule_GetPointer(capsule, "drover.thread"));
+}
+
+static int start_thread(void (*body)(void *), void *arg, size_t index)
+{
+    struct thread_start *ts = drv_xmalloc(sizeof(*ts));
+    *ts = (struct thread_start){body, arg};
+    PyObject *capsule = PyCapsule_New(ts, "drover.thread", free_thread_start);
+    if (!capsule) {
+        free(ts);
+        return -1;
+    }
+    PyObject *target = PyCFunction_New(&thread_target_def, capsule);
+    Py_DECREF(capsule);
+    PyObject *threading = target ? PyImport_ImportModule("threading") : NULL;
+    PyObject *cls = threading ? PyObject_GetAttrString(threading, "Thread")
+                              : NULL;
+    PyObject *kw = cls ? Py_BuildValue("{s:O,s:N,s:O}", "target", target,
+                                       "name",
+                                       PyUnicode_FromFormat("drover-app-%zu",
+                                                            index + 1),
+                                       "daemon", Py_True)
+                       : NULL;
+    PyObject *empty = kw ? PyTuple_New(0) : NULL;
+    PyObject *thread = empty ? PyObject_Call(cls, empty, kw) : NULL;
+    PyObject *r = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(thread);
+    Py_XDECREF(empty);
+    Py_XDECREF(kw);
+    Py_XDECREF(cls);
+    Py_XDECREF(threading);
+    Py_XDECREF(target);
+    return r ? 0 : -1;
+}
+
+static int python_spawn(struct drv_app *app, void (*body)(void *), void *arg,
+                        size_t index, char *err, size_t errlen)
+{
+    (void)app;
+    py_enter();
+    int rc = start_thread(body, arg, index);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start app thread %zu (see the "
+                 "traceback above)", index + 1);
+        py_log_exception("starting an app thread", NULL);
+    }
+    py_leave();
+    return rc;
+}
+
 static const struct drv_app_ops python_ops = {
+    .spawn = python_spawn,
     .kind = "python",
     .call = py_call,
     .before_fork = python_before_fork,
@@ -364,6 +448,7 @@ static struct drv_app *python_load(const char *spec,
     /* PEP 3333: whether another process may run the app at the same time
      * (gunicorn: workers > 1). */
     py_environ_multiprocess(s->workers > 1 && !s->dev);
+    py_environ_multithread(s->threads > 1 && !s->dev);
 out:
     /* From here on the app's threads run whenever drover is in C. */
     py_leave();

@@ -14,9 +14,13 @@
  * comes through function pointers, so one .so works with any drover
  * binary that speaks the same DROVER_APP_ABI_VERSION.
  *
- * Threading: in this version drover calls `handle` from one thread per
- * worker process; an app keeps per-process state in globals or in the
- * pointer `init` returns.
+ * Threading: with --threads 1 (the default) drover calls `handle` from one
+ * thread per worker process. With --threads N > 1 it calls `handle` (and
+ * a body source's `next` and `close`) from N app threads at once, each
+ * request on one thread; an app says it can be called so by setting
+ * DROVER_APP_THREADSAFE in `flags`, and drover refuses to start an app
+ * without it with --threads > 1. `init`, `post_fork` and `fini` are
+ * always called on one thread, with no request running.
  *
  * Lifetime: every pointer in a request view is valid until `handle`
  * returns, or, for a streamed body, until drover calls the source's
@@ -37,7 +41,8 @@ extern "C" {
  * to load an app built for a different version: rebuild the app against
  * this header.
  *   1  the first version
- *   2  drover_request gains authority, host and port */
+ *   2  drover_request gains authority, host and port; drover_app gains
+ *      flags (DROVER_APP_THREADSAFE) */
 #define DROVER_APP_ABI_VERSION 2
 
 /* A length-carrying string view; not NUL-terminated. */
@@ -122,6 +127,9 @@ struct drover_response {
     void *server; /* drover's, opaque */
 };
 
+/* drover_app.flags */
+#define DROVER_APP_THREADSAFE 0x1u /* handle may run on several threads */
+
 /* A hook drover calls once per worker process after fork, with the pointer
  * `init` returned. Returns 0, or -1 to make the worker fail to boot. */
 typedef int (*drover_post_fork_fn)(void *app_state);
@@ -143,6 +151,8 @@ struct drover_app {
                   struct drover_response *res);
     /* Optional. Called once at process exit. */
     void (*fini)(void *app_state);
+    /* DROVER_APP_* bits; 0 for none. */
+    uint32_t flags;
 };
 
 #ifdef __cplusplus
