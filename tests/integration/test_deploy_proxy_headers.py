@@ -7,7 +7,7 @@ from pathlib import Path
 import requests
 
 from conftest import run_drover
-from helpers import ECHO, RawConn, request
+from helpers import ECHO, get
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 PYAPP = "wsgi_basic:environ_app"
@@ -27,9 +27,7 @@ def echoed(body, key):
 
 
 def native(srv, headers, unix=None):
-    with RawConn(None if unix else srv.port, unix=unix) as c:
-        c.send(request("GET", "/", headers))
-        r = c.read_response()
+    r = get(None if unix else srv.port, "/", headers, unix=unix)
     assert r.status == 200
     return r.body
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from conftest import SANITIZED
-from helpers import RawConn, children, request, wait_for
+from helpers import Closed, children, get, wait_for
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 
@@ -26,21 +26,10 @@ def wait_workers(srv, n, timeout=10.0):
                     timeout, f"{n} workers")
 
 
-def get(srv, path="/", timeout=10):
-    """One request on a new connection: (status, body)."""
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read().decode()
-    finally:
-        c.close()
-
-
 def serving_pid(srv, path="/"):
-    status, body = get(srv, path)
-    assert status == 200
-    return int(body.split()[0])
+    r = get(srv.port, path)
+    assert r.status == 200
+    return int(r.text.split()[0])
 
 
 def test_n_workers_start_and_all_serve(drover):
@@ -73,8 +62,8 @@ def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
     def sleeper():
         t0 = time.monotonic()
         try:
-            stuck["result"] = get(srv, "/sleep?s=30", timeout=20)
-        except (ConnectionError, http.client.HTTPException) as e:
+            stuck["result"] = get(srv.port, "/sleep?s=30", timeout=20)
+        except (Closed, ConnectionError) as e:
             stuck["result"] = e
         stuck["elapsed"] = time.monotonic() - t0
 
@@ -84,7 +73,7 @@ def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
     # Other requests keep being served by the other worker meanwhile.
     ok = 0
     while t.is_alive():
-        assert get(srv, "/")[0] == 200
+        assert get(srv.port, "/").status == 200
         ok += 1
     t.join()
     assert ok > 10
@@ -131,15 +120,15 @@ def test_max_requests_recycles_workers_under_keepalive_load(drover):
 def test_a_worker_that_exits_or_segfaults_is_replaced(drover):
     srv = drover("-w", "1", "master_app:app", cwd=APPS)
     first = wait_workers(srv, 1).pop()
-    with pytest.raises((ConnectionError, http.client.HTTPException)):
-        get(srv, "/exit")
+    with pytest.raises((Closed, ConnectionError)):
+        get(srv.port, "/exit")
     srv.wait_log(rf"Worker 1 \(pid: {first}\) exited with code 1")
     second = serving_pid(srv)
     assert second != first
     if SANITIZED:
         return  # ASan reports the deliberate SEGV itself: not a finding
-    with pytest.raises((ConnectionError, http.client.HTTPException)):
-        get(srv, "/segv")
+    with pytest.raises((Closed, ConnectionError)):
+        get(srv.port, "/segv")
     srv.wait_log(rf"Worker 1 \(pid: {second}\) was killed by signal 11")
     # faulthandler reports the crash with the Python stack.
     srv.wait_log(r"Fatal Python error: Segmentation fault")
@@ -150,14 +139,15 @@ def test_sigterm_finishes_in_flight_requests_then_refuses(drover):
     srv = drover("-w", "2", "master_app:app", cwd=APPS)
     wait_workers(srv, 2)
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(get, srv, "/sleep?s=1") for _ in range(2)]
+        futures = [pool.submit(get, srv.port, "/sleep?s=1")
+                   for _ in range(2)]
         time.sleep(0.3)
         srv.kill(signal.SIGTERM)
         results = [f.result() for f in futures]
-    assert [r[0] for r in results] == [200, 200]
+    assert [r.status for r in results] == [200, 200]
     assert srv.proc.wait(10) == 0
     with pytest.raises(ConnectionRefusedError):
-        get(srv, "/")
+        get(srv.port, "/")
 
 
 def test_sigint_stops_the_workers_at_once(drover):
@@ -184,7 +174,7 @@ def test_ttin_and_ttou_change_the_worker_count(drover):
     srv.kill(signal.SIGTTOU)  # never below one
     time.sleep(0.5)
     assert len(children(srv.pid)) == 1
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
 
 
 def test_usr1_reopens_a_rotated_access_log(drover, tmp_path):
@@ -192,14 +182,14 @@ def test_usr1_reopens_a_rotated_access_log(drover, tmp_path):
     srv = drover("-w", "2", "--access-logfile", log, "master_app:app",
                  cwd=APPS)
     wait_workers(srv, 2)
-    get(srv, "/")
+    get(srv.port, "/")
     wait_for(lambda: log.exists() and log.read_text(), what="access line")
     log.rename(tmp_path / "access.log.1")
     srv.kill(signal.SIGUSR1)
     srv.wait_log(r"SIGUSR1: reopening log files")
     time.sleep(0.3)  # the workers reopen on their own loop
     for _ in range(4):
-        get(srv, "/")
+        get(srv.port, "/")
     wait_for(lambda: log.exists() and log.read_text().count("GET /") == 4,
              what="lines in the new access log")
     assert (tmp_path / "access.log.1").read_text().count("GET /") == 1
@@ -235,11 +225,11 @@ def test_hup_reloads_code_with_no_failed_request(drover, tmp_path, preload):
     def fresh_client():
         while not stop.is_set():
             try:
-                status, body = get(srv, "/")
-                seen[body.split()[1]] += 1
-                if status != 200:
-                    failures.append(status)
-            except OSError as e:
+                r = get(srv.port, "/")
+                seen[r.text.split()[1]] += 1
+                if r.status != 200:
+                    failures.append(r.status)
+            except (Closed, OSError) as e:
                 failures.append(repr(e))
 
     threads = [threading.Thread(target=client) for _ in range(3)]
@@ -261,7 +251,7 @@ def test_hup_reloads_code_with_no_failed_request(drover, tmp_path, preload):
             t.join()
     assert failures == []
     assert seen["v1"] > 0 and seen["v2"] > 0
-    assert get(srv, "/")[1].endswith("v2")
+    assert get(srv.port, "/").text.endswith("v2")
     assert srv.proc.poll() is None
 
 
@@ -277,11 +267,11 @@ def test_hup_with_a_broken_app_keeps_the_old_workers(drover, tmp_path):
     srv.wait_log(r"Reload failed")
     assert children(srv.pid) == old
     for _ in range(5):
-        assert get(srv, "/")[1].endswith("v1")
+        assert get(srv.port, "/").text.endswith("v1")
     # Fixed, the next HUP goes through.
     write_app(appdir, "v3")
     srv.kill(signal.SIGHUP)
-    wait_for(lambda: get(srv, "/")[1].endswith("v3"), what="v3")
+    wait_for(lambda: get(srv.port, "/").text.endswith("v3"), what="v3")
 
 
 def test_workers_that_cannot_boot_stop_the_master(drover, tmp_path):
@@ -300,7 +290,7 @@ def test_the_gunicorn_dockerfile_command_line_works(drover):
                  "1000", "--max-requests-jitter", "100", "--preload",
                  "master_app:app", cwd=APPS)
     wait_workers(srv, 4)
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
 
 
 def test_pidfile_is_written_and_removed(drover, tmp_path):
@@ -357,11 +347,11 @@ def test_new_workers_that_cannot_boot_after_a_reload_leave_the_old_serving(
                  r"keep serving", timeout=15)
     assert old <= children(srv.pid)
     for _ in range(5):
-        assert get(srv, "/")[1].endswith("v1")
+        assert get(srv.port, "/").text.endswith("v1")
     # Fixed, the next HUP brings the new code.
     write_app(appdir, "v2")
     srv.kill(signal.SIGHUP)
-    wait_for(lambda: get(srv, "/")[1].endswith("v2"), what="v2")
+    wait_for(lambda: get(srv.port, "/").text.endswith("v2"), what="v2")
     wait_for(lambda: not (children(srv.pid) & old), what="old workers gone")
 
 
@@ -380,7 +370,7 @@ def test_hup_rereads_the_configuration_file(drover, tmp_path):
     srv.wait_log(r"drover.yml:1:\d+: .*not an integer")
     srv.wait_log(r"Reload failed")
     assert len(children(srv.pid)) == 3
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
 
 
 def test_a_worker_whose_import_hangs_is_killed_after_the_timeout(drover,
@@ -403,9 +393,7 @@ def test_a_unix_socket_survives_reload_and_is_removed_at_stop(drover,
     old = wait_workers(srv, 1)
 
     def status_via_socket():
-        with RawConn(unix=path) as c:
-            c.send(request("GET", "/"))
-            return c.read_response().status
+        return get(None, "/", unix=path).status
 
     assert status_via_socket() == 200
     srv.kill(signal.SIGHUP)
@@ -463,7 +451,7 @@ def test_a_reload_whose_new_log_file_cannot_open_keeps_serving(drover,
     srv.wait_log(r"--access-logfile '/nonexistent/dir/access.log'")
     srv.wait_log(r"Reload failed")
     assert children(srv.pid) == old
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
@@ -477,13 +465,13 @@ def test_workers_of_another_user_reopen_a_rotated_access_log(drover,
     srv = drover("-w", "1", "--user", "nobody", "--access-logfile", log,
                  "master_app:app", cwd=APPS)
     wait_workers(srv, 1)
-    get(srv, "/")
+    get(srv.port, "/")
     wait_for(lambda: log.exists() and log.read_text(), what="a first line")
     log.rename(logdir / "access.log.1")
     srv.kill(signal.SIGUSR1)
     srv.wait_log(r"SIGUSR1: reopening log files")
     time.sleep(0.3)
-    get(srv, "/")
+    get(srv.port, "/")
     wait_for(lambda: log.exists() and "GET /" in log.read_text(),
              what="the line in the new file")
     assert log.stat().st_uid == pwd.getpwnam("nobody").pw_uid
@@ -510,13 +498,13 @@ def test_a_reload_that_fails_after_its_check_keeps_the_old_workers(
     assert srv.proc.poll() is None
     assert children(srv.pid) == old
     for _ in range(5):
-        assert get(srv, "/")[0] == 200
+        assert get(srv.port, "/").status == 200
     # Fixed, the next HUP starts a new generation.
     config.write_text("workers: 2\n")
     srv.kill(signal.SIGHUP)
     wait_for(lambda: len(children(srv.pid)) == 2 and
              not (children(srv.pid) & old), what="new workers")
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
 
 
 def test_idle_workers_outlive_a_timeout_shorter_than_a_second(drover):

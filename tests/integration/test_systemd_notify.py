@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import children, wait_for
-from test_master import get, serving_pid
+from helpers import children, get, wait_for
+from test_master import serving_pid
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 
@@ -69,7 +69,7 @@ def test_status_reports_workers_and_requests(drover, notify):
                  env={"NOTIFY_SOCKET": notify.path})
     notify.wait("READY=1")
     for _ in range(5):
-        get(srv, "/")
+        get(srv.port, "/")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
