@@ -324,3 +324,18 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- the prefork master; pyapps/master_app.py answers "<pid> <version>" ---
+
+def wait_workers(srv, n, timeout=10.0):
+    """Wait until the master has exactly n children, all serving."""
+    return wait_for(lambda: len(children(srv.pid)) == n and children(srv.pid),
+                    timeout, f"{n} workers")
+
+
+def serving_pid(srv, path="/"):
+    """The pid of the worker that answers a GET of `path`."""
+    r = get(srv.port, path)
+    assert r.status == 200
+    return int(r.text.split()[0])

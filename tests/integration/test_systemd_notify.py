@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import children, get, wait_for
-from test_master import serving_pid
+from helpers import children, get, serving_pid, wait_for
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 
