@@ -6,6 +6,7 @@ framing can be checked byte for byte), and small measurements.
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -14,6 +15,11 @@ from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
 
 TESTAPP_SO = BUILD / "tests" / "apps" / "testapp.so"
 TESTAPP = f"{TESTAPP_SO}:test_app"
+
+# nginx (Debian: nginx-light), for the tests of conf/nginx.conf; None if
+# this machine has none.
+NGINX = shutil.which("nginx") or (
+    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 DATE_RE = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
@@ -255,6 +261,21 @@ def get(port, target="/", headers=None, *, conn=None, version="HTTP/1.1",
     if not r.complete:
         raise Closed(f"response cut short: {r!r}")
     return r
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (as of now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echoed(body, key):
+    """A field of the echo app's answer."""
+    for line in body.decode("latin-1").split("\n"):
+        if line.startswith(key + ": "):
+            return line[len(key) + 2:]
+    raise AssertionError(f"no {key} in {body!r}")
 
 
 def assert_serves(port, **kw):

@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,13 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RawConn, children, get
+from conftest import ROOT
+from helpers import NGINX, RawConn, children, free_port, get
 
-ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "pyapps"
 APP = "container_app:app"
-NGINX = shutil.which("nginx") or (
-    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 # A client address that is on this host but not one drover trusts by
 # default (127.0.0.1,::1): all of 127.0.0.0/8 is loopback on Linux.
 OTHER_CLIENT = "127.0.0.5"
@@ -39,12 +36,6 @@ pytestmark = pytest.mark.skipif(
     NGINX is None,
     reason="nginx missing (Debian package nginx-light; "
            "tools/install-deps.sh test)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def substitute(text, old, new):
@@ -248,7 +239,7 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
         time.sleep(0.4)
         for t in probes:
             t.start()
-        wait_for_log(a, r"sleeping in \d+ \(s=1.2&tag=inflight")
+        a.wait_log(r"sleeping in \d+ \(s=1.2&tag=inflight")
         stopped = time.monotonic()
         a.kill(signal.SIGTERM)
         assert a.proc.wait(5) == 0, a.log
@@ -288,15 +279,6 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
     assert all(u[1][-1] == "200" for u in retried), retried
 
 
-def wait_for_log(srv, pattern, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, srv.log):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"log never matched {pattern!r}:\n{srv.log}")
-
-
 def test_a_post_arriving_during_a_graceful_stop_is_refused_not_reset(
         drover, tmp_path):
     """Bug: during a graceful stop a worker busy in the app kept its copy of
@@ -314,9 +296,9 @@ def test_a_post_arriving_during_a_graceful_stop_is_refused_not_reset(
         slow = threading.Thread(target=get, args=(nginx.port,
                                                   "/sleep?s=1&tag=slow"))
         slow.start()
-        wait_for_log(a, r"tag=slow")
+        a.wait_log(r"tag=slow")
         a.kill(signal.SIGTERM)
-        wait_for_log(a, r"SIGTERM: stopping gracefully")
+        a.wait_log(r"SIGTERM: stopping gracefully")
         time.sleep(0.1)  # a's idle worker has stopped meanwhile
         c = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
         c.request("POST", "/", body=b"order=1")
@@ -342,7 +324,7 @@ def test_a_request_sent_within_the_keep_alive_timeout_is_answered(drover):
     slow = threading.Thread(target=get, args=(srv.port, "/sleep?s=1.5"))
     slow.start()
     try:
-        wait_for_log(srv, r"sleeping in")
+        srv.wait_log(r"sleeping in")
         time.sleep(0.6)  # 0.6 s + ~0.1 s idle: within the 1 s keep-alive
         assert get(srv.port, conn=kept).status == 200
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 import requests
 
 from conftest import run_drover
-from helpers import ECHO, get
+from helpers import ECHO, echoed, get
 
 APPS = Path(__file__).resolve().parent / "pyapps"
 PYAPP = "wsgi_basic:environ_app"
@@ -17,13 +17,6 @@ def py_environ(srv, headers):
     r = requests.get(srv.url + "/", headers=headers, timeout=5)
     assert r.status_code == 200
     return r.json()
-
-
-def echoed(body, key):
-    for line in body.decode("latin-1").split("\n"):
-        if line.startswith(key + ": "):
-            return line[len(key) + 2:]
-    raise AssertionError(f"no {key} in {body!r}")
 
 
 def native(srv, headers, unix=None):

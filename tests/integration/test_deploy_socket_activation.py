@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, HELLO, LISTEN_RE
-from helpers import get
+from helpers import free_port, get
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 SS = shutil.which("ss")
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.skipif(
     ACTIVATE is None,
     reason="systemd-socket-activate missing (Debian package systemd; "
            "tools/install-deps.sh test installs it)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Activated:
