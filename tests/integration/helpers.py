@@ -15,6 +15,8 @@ from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
 
 TESTAPP_SO = BUILD / "tests" / "apps" / "testapp.so"
 TESTAPP = f"{TESTAPP_SO}:test_app"
+# The Python apps (pyapps/*.py), served with cwd=APPS.
+APPS = Path(__file__).resolve().parent / "pyapps"
 
 # nginx (Debian: nginx-light), for the tests of conf/nginx.conf; None if
 # this machine has none.

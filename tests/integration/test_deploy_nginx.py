@@ -19,14 +19,12 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from helpers import NGINX, RawConn, children, free_port, get
+from helpers import APPS, NGINX, RawConn, children, free_port, get
 
-APPS = Path(__file__).resolve().parent / "pyapps"
 APP = "container_app:app"
 # A client address that is on this host but not one drover trusts by
 # default (127.0.0.1,::1): all of 127.0.0.0/8 is loopback on Linux.

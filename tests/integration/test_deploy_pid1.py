@@ -26,9 +26,8 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
-from helpers import children, get, wait_for
+from helpers import APPS, children, get, wait_for
 
-APPS = Path(__file__).resolve().parent / "pyapps"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 UNSHARE_ARGS = [UNSHARE, "--pid", "--fork", "--mount-proc", "--kill-child"]
 

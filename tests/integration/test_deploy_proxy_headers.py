@@ -2,14 +2,12 @@
 and Forwarded set REMOTE_ADDR and wsgi.url_scheme only when the peer is a
 trusted proxy, for Python and native apps alike, and in the access log."""
 import time
-from pathlib import Path
 
 import requests
 
 from conftest import run_drover
-from helpers import ECHO, echoed, get
+from helpers import APPS, ECHO, echoed, get
 
-APPS = Path(__file__).resolve().parent / "pyapps"
 PYAPP = "wsgi_basic:environ_app"
 
 

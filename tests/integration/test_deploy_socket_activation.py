@@ -8,16 +8,14 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import BIN, HELLO, LISTEN_RE
-from helpers import free_port, get
+from helpers import APPS, free_port, get
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 SS = shutil.which("ss")
-APPS = Path(__file__).resolve().parent / "pyapps"
 
 pytestmark = pytest.mark.skipif(
     ACTIVATE is None,

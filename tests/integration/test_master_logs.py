@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import get, wait_for, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, get, wait_for, wait_workers
 
 
 def test_usr1_reopens_a_rotated_access_log(drover, tmp_path):

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import serving_pid, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, serving_pid, wait_workers
 
 
 def test_pidfile_is_written_and_removed(drover, tmp_path):

@@ -2,15 +2,12 @@
 and when one exits or crashes."""
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import SANITIZED
-from helpers import Closed, get, serving_pid, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, Closed, get, serving_pid, wait_workers
 
 
 def test_max_requests_recycles_workers_under_keepalive_load(drover):

@@ -5,14 +5,11 @@ import signal
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import requests
 
-from helpers import Closed, children, get, wait_for, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, Closed, children, get, wait_for, wait_workers
 
 
 def write_app(directory, version):

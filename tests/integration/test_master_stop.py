@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import get, wait_for, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, get, wait_for, wait_workers
 
 
 def test_sigterm_finishes_in_flight_requests_then_refuses(drover):

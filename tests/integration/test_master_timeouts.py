@@ -2,11 +2,9 @@
 workers are not, however short the timeout."""
 import threading
 import time
-from pathlib import Path
 
-from helpers import Closed, children, get, serving_pid, wait_for, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import (APPS, Closed, children, get, serving_pid, wait_for,
+                     wait_workers)
 
 
 def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):

@@ -5,9 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from helpers import children, get, serving_pid, wait_for, wait_workers
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, children, get, serving_pid, wait_for, wait_workers
 
 
 def test_n_workers_start_and_all_serve(drover):

@@ -3,13 +3,10 @@ the CGI rules it builds on, RFC 3875) requires. Requests are written
 byte for byte over a socket so nothing normalises them on the way; the
 app (pyapps/envinfo.py:dump) answers with its environ as JSON."""
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import RawConn, get
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, get
 
 
 @pytest.fixture

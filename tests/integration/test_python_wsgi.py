@@ -7,9 +7,7 @@ from pathlib import Path
 import requests
 
 from conftest import raw_request, run_drover, status_of
-from helpers import rss_kb
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, rss_kb
 
 
 def start(drover, spec, *args):

@@ -3,13 +3,10 @@ import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from helpers import children, get, serving_pid, wait_for
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, children, get, serving_pid, wait_for
 
 
 class NotifySocket:
