@@ -3,8 +3,10 @@ client that reads exactly one response at a time (so pipelining and
 framing can be checked byte for byte), and small measurements.
 """
 
+import json
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -13,6 +15,13 @@ from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
 
 TESTAPP_SO = BUILD / "tests" / "apps" / "testapp.so"
 TESTAPP = f"{TESTAPP_SO}:test_app"
+# The Python apps (pyapps/*.py), served with cwd=APPS.
+APPS = Path(__file__).resolve().parent / "pyapps"
+
+# nginx (Debian: nginx-light), for the tests of conf/nginx.conf; None if
+# this machine has none.
+NGINX = shutil.which("nginx") or (
+    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 DATE_RE = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
@@ -43,18 +52,23 @@ def fnv1a64(data):
 
 def request(method, target, headers=None, body=b"", version="HTTP/1.1",
             host="test"):
-    """Raw request bytes. `headers` is a list of (name, value); Host is
-    added for HTTP/1.1 unless host is None; Content-Length is added when a
-    body is given and no framing header is."""
+    """Raw request bytes. `headers` is a dict or a list of (name, value)
+    pairs or raw header lines (str, sent as they are); Host is added for
+    HTTP/1.1 unless host is None; Content-Length is added when a body is
+    given and no framing header is."""
+    if isinstance(headers, dict):
+        headers = headers.items()
     headers = list(headers or [])
-    names = {n.lower() for n, _ in headers}
+    names = {(h.partition(":")[0] if isinstance(h, str) else h[0]).lower()
+             for h in headers}
     if host is not None and version == "HTTP/1.1" and "host" not in names:
         headers.insert(0, ("Host", host))
     if body and "content-length" not in names and \
             "transfer-encoding" not in names:
         headers.append(("Content-Length", str(len(body))))
     head = f"{method} {target} {version}\r\n" + "".join(
-        f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
+        h + "\r\n" if isinstance(h, str) else f"{h[0]}: {h[1]}\r\n"
+        for h in headers) + "\r\n"
     return head.encode("latin-1") + body
 
 
@@ -79,19 +93,30 @@ class Response:
     def all(self, name):
         return [v for n, v in self.headers if n.lower() == name.lower()]
 
+    @property
+    def text(self):
+        """The body as UTF-8 text."""
+        return self.body.decode()
+
+    def json(self):
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
     def __repr__(self):
         return f"<Response {self.status} {self.headers} {self.body[:80]!r}>"
 
 
 class Closed(Exception):
-    """The server closed the connection before a response head."""
+    """The server closed the connection before a response head (or, for
+    get(), before the whole response)."""
 
 
 class RawConn:
-    """One client connection that reads responses one at a time."""
+    """One client connection that reads responses one at a time. `source`
+    is the client's own address (e.g. another loopback address)."""
 
     def __init__(self, port=None, host="127.0.0.1", timeout=5.0, unix=None,
-                 rcvbuf=None):
+                 rcvbuf=None, source=None):
         if unix is not None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             target = str(unix)
@@ -99,6 +124,8 @@ class RawConn:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.socket(family, socket.SOCK_STREAM)
             target = (host, port)
+            if source is not None:
+                self.sock.bind((source, 0))
         if rcvbuf is not None:
             # Before connect, so the advertised TCP window stays small.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -220,11 +247,37 @@ class RawConn:
         return True
 
 
-def get(port, target, headers=None, **kw):
-    """One request on a fresh connection; returns the Response."""
-    with RawConn(port, **kw) as c:
-        c.send(request("GET", target, headers))
-        return c.read_response()
+def get(port, target="/", headers=None, *, conn=None, version="HTTP/1.1",
+        host="test", timeout=10.0, **kw):
+    """GET `target` on `conn` (a RawConn, left open for the next request)
+    or else on a fresh connection to `port` (kw go to RawConn: unix,
+    source). `headers`, `version` and `host` (the Host header) are as for
+    request(). Returns the Response; raises Closed when the server closes
+    before the whole response."""
+    if conn is None:
+        with RawConn(port, timeout=timeout, **kw) as c:
+            return get(port, target, headers, conn=c, version=version,
+                       host=host)
+    conn.send(request("GET", target, headers, version=version, host=host))
+    r = conn.read_response()
+    if not r.complete:
+        raise Closed(f"response cut short: {r!r}")
+    return r
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (as of now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echoed(body, key):
+    """A field of the echo app's answer."""
+    for line in body.decode("latin-1").split("\n"):
+        if line.startswith(key + ": "):
+            return line[len(key) + 2:]
+    raise AssertionError(f"no {key} in {body!r}")
 
 
 def assert_serves(port, **kw):
@@ -294,3 +347,18 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- the prefork master; pyapps/master_app.py answers "<pid> <version>" ---
+
+def wait_workers(srv, n, timeout=10.0):
+    """Wait until the master has exactly n children, all serving."""
+    return wait_for(lambda: len(children(srv.pid)) == n and children(srv.pid),
+                    timeout, f"{n} workers")
+
+
+def serving_pid(srv, path="/"):
+    """The pid of the worker that answers a GET of `path`."""
+    r = get(srv.port, path)
+    assert r.status == 200
+    return int(r.text.split()[0])

@@ -6,17 +6,15 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import BIN, HELLO, ROOT, run_drover
+from helpers import NGINX
 
 CONF = ROOT / "conf"
 ANALYZE = shutil.which("systemd-analyze")
-NGINX = shutil.which("nginx") or (
-    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
 def unit_value(text, key):

@@ -14,23 +14,18 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from helpers import children
+from conftest import ROOT
+from helpers import APPS, NGINX, RawConn, children, free_port, get
 
-ROOT = Path(__file__).resolve().parents[2]
-APPS = Path(__file__).resolve().parent / "pyapps"
 APP = "container_app:app"
-NGINX = shutil.which("nginx") or (
-    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 # A client address that is on this host but not one drover trusts by
 # default (127.0.0.1,::1): all of 127.0.0.0/8 is loopback on Linux.
 OTHER_CLIENT = "127.0.0.5"
@@ -39,12 +34,6 @@ pytestmark = pytest.mark.skipif(
     NGINX is None,
     reason="nginx missing (Debian package nginx-light; "
            "tools/install-deps.sh test)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def substitute(text, old, new):
@@ -145,30 +134,14 @@ def two_behind_nginx(drover, tmp_path):
         nginx.stop()
 
 
-def get(port, path="/", headers=None, source=None, conn=None, timeout=10):
-    """GET on a new connection to `port`, or on `conn` (keep-alive):
-    (status, JSON body). `source` is the client's address."""
-    c = conn or http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=timeout,
-        source_address=(source, 0) if source else None)
-    try:
-        c.request("GET", path, headers=headers or {})
-        r = c.getresponse()
-        body = r.read()
-        return r.status, json.loads(body) if r.status == 200 else body
-    finally:
-        if conn is None:
-            c.close()
-
-
 def test_requests_are_spread_over_both_instances(two_behind_nginx):
     nginx, a, b = two_behind_nginx
-    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+    conn = RawConn(nginx.port, timeout=10)
     seen = []
     for _ in range(20):
-        status, who = get(nginx.port, conn=conn)
-        assert status == 200
-        seen.append(who)
+        r = get(nginx.port, conn=conn)
+        assert r.status == 200
+        seen.append(r.json())
     conn.close()
     # Each worker's parent is its instance's master (one host namespace).
     masters = {w["ppid"] for w in seen}
@@ -186,9 +159,10 @@ def test_remote_addr_is_the_client_nginx_saw_not_a_forged_header(
         two_behind_nginx):
     nginx, _, _ = two_behind_nginx
     # An ordinary client (not a trusted address) forges all three headers.
-    status, env = get(nginx.port, source=OTHER_CLIENT,
-                      headers={**FORGED, "Host": "shop.example:8080"})
-    assert status == 200
+    r = get(nginx.port, source=OTHER_CLIENT,
+            headers={**FORGED, "Host": "shop.example:8080"})
+    assert r.status == 200
+    env = r.json()
     # nginx appended the address it saw; drover, reading from the right,
     # skips its trusted peer nginx (127.0.0.1) and stops at 127.0.0.5.
     assert env["HTTP_X_FORWARDED_FOR"] == f"6.6.6.6, {OTHER_CLIENT}"
@@ -198,13 +172,13 @@ def test_remote_addr_is_the_client_nginx_saw_not_a_forged_header(
     assert env["url_scheme"] == "http"
     assert env["HTTP_FORWARDED"] is None
     assert env["HTTP_HOST"] == "shop.example"  # $host: no port
-    status, env = get(nginx.port, source=OTHER_CLIENT)
+    env = get(nginx.port, source=OTHER_CLIENT).json()
     assert env["REMOTE_ADDR"] == OTHER_CLIENT
     assert env["HTTP_X_FORWARDED_FOR"] == OTHER_CLIENT
     # A client on 127.0.0.1 is itself in forwarded_allow_ips, so it counts
     # as one more trusted proxy and the hop it names is believed: by
     # design, and no worse than that client connecting to drover directly.
-    status, env = get(nginx.port, headers=FORGED)
+    env = get(nginx.port, headers=FORGED).json()
     assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 127.0.0.1"
     assert env["REMOTE_ADDR"] == "6.6.6.6"
     assert env["url_scheme"] == "http"
@@ -229,8 +203,8 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
     def record(path, conn=None):
         start = time.monotonic()
         try:
-            status, who = get(nginx.port, path, conn=conn)
-            outcome = (status, who["ppid"] if status == 200 else None)
+            r = get(nginx.port, path, conn=conn)
+            outcome = (r.status, r.json()["ppid"] if r.status == 200 else None)
         except Exception as e:  # noqa: BLE001 (counted as a failure)
             outcome = (e, None)
         with lock:
@@ -243,8 +217,7 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
         while not done.is_set():
             path = "/sleep?s=0.05" if (n + i) % 3 == 0 else "/"
             i += 1
-            conn = conn or http.client.HTTPConnection(
-                "127.0.0.1", nginx.port, timeout=10)
+            conn = conn or RawConn(nginx.port, timeout=10)
             if not record(path, conn):
                 conn.close()
                 conn = None
@@ -264,7 +237,7 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
         time.sleep(0.4)
         for t in probes:
             t.start()
-        wait_for_log(a, r"sleeping in \d+ \(s=1.2&tag=inflight")
+        a.wait_log(r"sleeping in \d+ \(s=1.2&tag=inflight")
         stopped = time.monotonic()
         a.kill(signal.SIGTERM)
         assert a.proc.wait(5) == 0, a.log
@@ -304,15 +277,6 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
     assert all(u[1][-1] == "200" for u in retried), retried
 
 
-def wait_for_log(srv, pattern, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, srv.log):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"log never matched {pattern!r}:\n{srv.log}")
-
-
 def test_a_post_arriving_during_a_graceful_stop_is_refused_not_reset(
         drover, tmp_path):
     """Bug: during a graceful stop a worker busy in the app kept its copy of
@@ -330,9 +294,9 @@ def test_a_post_arriving_during_a_graceful_stop_is_refused_not_reset(
         slow = threading.Thread(target=get, args=(nginx.port,
                                                   "/sleep?s=1&tag=slow"))
         slow.start()
-        wait_for_log(a, r"tag=slow")
+        a.wait_log(r"tag=slow")
         a.kill(signal.SIGTERM)
-        wait_for_log(a, r"SIGTERM: stopping gracefully")
+        a.wait_log(r"SIGTERM: stopping gracefully")
         time.sleep(0.1)  # a's idle worker has stopped meanwhile
         c = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
         c.request("POST", "/", body=b"order=1")
@@ -353,14 +317,14 @@ def test_a_request_sent_within_the_keep_alive_timeout_is_answered(drover):
     time, was read, and the connection was reset under it (nginx reuses
     idle upstream connections all the time)."""
     srv = drover("-w", "1", "--keep-alive", "1", APP, cwd=APPS)
-    kept = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-    assert get(srv.port, conn=kept)[0] == 200
+    kept = RawConn(srv.port, timeout=10)
+    assert get(srv.port, conn=kept).status == 200
     slow = threading.Thread(target=get, args=(srv.port, "/sleep?s=1.5"))
     slow.start()
     try:
-        wait_for_log(srv, r"sleeping in")
+        srv.wait_log(r"sleeping in")
         time.sleep(0.6)  # 0.6 s + ~0.1 s idle: within the 1 s keep-alive
-        assert get(srv.port, conn=kept)[0] == 200
+        assert get(srv.port, conn=kept).status == 200
     finally:
         kept.close()
         slow.join(10)

@@ -14,8 +14,6 @@ unshare stays outside the namespace as the parent of drover (its forked
 child) and exits with drover's exit status; the tests signal drover by
 its pid in the host's namespace, as the container runtime does.
 """
-import http.client
-import json
 import os
 import re
 import shutil
@@ -28,9 +26,8 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
-from helpers import children, wait_for
+from helpers import APPS, children, get, wait_for
 
-APPS = Path(__file__).resolve().parent / "pyapps"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 UNSHARE_ARGS = [UNSHARE, "--pid", "--fork", "--mount-proc", "--kill-child"]
 
@@ -160,21 +157,12 @@ def pid1(tmp_path):
                 srv.kill_hard()
 
 
-def get(srv, path, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, json.loads(r.read())
-    finally:
-        c.close()
-
-
 def test_drover_is_pid_1_of_its_namespace_and_serves(pid1):
     srv = pid1("-w", "2", "container_app:app")
     assert ns_pid(srv.host_pid) == 1
     assert srv.wait_log(r"Listening at: \S+ \((\d+)\)")[1] == "1"
-    status, who = get(srv, "/")
+    r = get(srv.port, "/")
+    status, who = r.status, r.json()
     assert status == 200
     # The worker's parent, in the worker's own namespace, is PID 1.
     assert who["ppid"] == 1
@@ -188,14 +176,15 @@ def test_sigterm_to_pid_1_finishes_in_flight_requests_and_exits_0(pid1):
     srv = pid1("-w", "2", "--access-logfile", "-", "container_app:app")
     # Logs are written as they happen: an access log line on stdout (a
     # file here, so stdio would buffer it) shows before anything exits.
-    assert get(srv, "/")[0] == 200
+    assert get(srv.port, "/").status == 200
     wait_for(lambda: '"GET / HTTP/1.1" 200' in srv.stdout,
              what=f"the access log line on stdout:\n{srv.stdout!r}")
     results = []
 
     def slow():
         try:
-            results.append(get(srv, "/sleep?s=1.5"))
+            r = get(srv.port, "/sleep?s=1.5")
+            results.append((r.status, r.json()))
         except Exception as e:  # noqa: BLE001 (reported by the assert)
             results.append(e)
 
@@ -224,7 +213,7 @@ def test_sigterm_to_pid_1_finishes_in_flight_requests_and_exits_0(pid1):
     assert "SIGKILL" not in log and "graceful timeout" not in log, log
     assert "killed by signal" not in log, log
     with pytest.raises(ConnectionRefusedError):
-        get(srv, "/", timeout=2)
+        get(srv.port, "/", timeout=2)
 
 
 def test_orphaned_grandchildren_are_reaped_by_pid_1(pid1):
@@ -232,7 +221,8 @@ def test_orphaned_grandchildren_are_reaped_by_pid_1(pid1):
     ns = pid_ns(srv.host_pid)
     orphans = []
     for _ in range(3):
-        status, data = get(srv, "/orphan")
+        r = get(srv.port, "/orphan")
+        status, data = r.status, r.json()
         assert status == 200
         nspid = data["grandchild"]
         # Its parent, sh, has exited: the kernel gave it to PID 1.
@@ -249,5 +239,6 @@ def test_orphaned_grandchildren_are_reaped_by_pid_1(pid1):
     zombies = {h: m for h, m in namespace_members(ns).items() if m[1] == "Z"}
     assert zombies == {}
     # Inside the namespace the app sees the same: no zombie.
-    assert get(srv, "/zombies") == (200, {"zombies": []})
-    assert get(srv, "/")[0] == 200
+    r = get(srv.port, "/zombies")
+    assert (r.status, r.json()) == (200, {"zombies": []})
+    assert get(srv.port, "/").status == 200

@@ -2,14 +2,12 @@
 and Forwarded set REMOTE_ADDR and wsgi.url_scheme only when the peer is a
 trusted proxy, for Python and native apps alike, and in the access log."""
 import time
-from pathlib import Path
 
 import requests
 
 from conftest import run_drover
-from helpers import ECHO, RawConn, request
+from helpers import APPS, ECHO, echoed, get
 
-APPS = Path(__file__).resolve().parent / "pyapps"
 PYAPP = "wsgi_basic:environ_app"
 
 
@@ -19,17 +17,8 @@ def py_environ(srv, headers):
     return r.json()
 
 
-def echoed(body, key):
-    for line in body.decode("latin-1").split("\n"):
-        if line.startswith(key + ": "):
-            return line[len(key) + 2:]
-    raise AssertionError(f"no {key} in {body!r}")
-
-
 def native(srv, headers, unix=None):
-    with RawConn(None if unix else srv.port, unix=unix) as c:
-        c.send(request("GET", "/", headers))
-        r = c.read_response()
+    r = get(None if unix else srv.port, "/", headers, unix=unix)
     assert r.status == 200
     return r.body
 

@@ -1,7 +1,6 @@
 """Socket activation: drover started by systemd-socket-activate (the
 service manager's protocol: LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) serves
 on the sockets it is given, as they are, instead of binding."""
-import json
 import os
 import re
 import shutil
@@ -9,26 +8,19 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import BIN, HELLO, LISTEN_RE
+from helpers import APPS, free_port, get
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 SS = shutil.which("ss")
-APPS = Path(__file__).resolve().parent / "pyapps"
 
 pytestmark = pytest.mark.skipif(
     ACTIVATE is None,
     reason="systemd-socket-activate missing (Debian package systemd; "
            "tools/install-deps.sh test installs it)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Activated:
@@ -97,15 +89,8 @@ def activate(tmp_path):
         a.stop()
 
 
-def get(port, path="/", timeout=10):
-    """One HTTP/1.0 request; the first one also triggers the exec."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: t\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+# Every request is HTTP/1.0; the first one also triggers the exec.
+HTTP10 = {"version": "HTTP/1.0", "headers": [("Host", "t")]}
 
 
 def listen_backlog(port):
@@ -120,8 +105,8 @@ def listen_backlog(port):
 def test_drover_serves_on_the_socket_systemd_socket_activate_passes(activate):
     port, unused = free_port(), free_port()
     a = activate([f"127.0.0.1:{port}"], HELLO, "--bind", f"127.0.0.1:{unused}")
-    status, body = get(port)
-    assert status == 200 and body.startswith(b"Hello, World!"), a.log
+    r = get(port, **HTTP10)
+    assert r.status == 200 and r.body.startswith(b"Hello, World!"), a.log
     a.wait_log(r"Serving")
     urls = LISTEN_RE.findall(a.log)
     assert urls == [f"http://127.0.0.1:{port}"], a.log
@@ -130,7 +115,7 @@ def test_drover_serves_on_the_socket_systemd_socket_activate_passes(activate):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", unused), timeout=2).close()
     for i in range(5):
-        assert get(port, f"/again/{i}")[0] == 200
+        assert get(port, f"/again/{i}", **HTTP10).status == 200
     assert a.stop() == 0
 
 
@@ -144,7 +129,7 @@ def test_the_passed_socket_keeps_its_backlog(activate, drover):
     port = free_port()
     a = activate([f"127.0.0.1:{port}"], HELLO, "--backlog", "16")
     before = listen_backlog(port)
-    assert get(port)[0] == 200
+    assert get(port, **HTTP10).status == 200
     a.wait_log(r"Serving")
     assert before != 16
     assert listen_backlog(port) == before
@@ -153,9 +138,9 @@ def test_the_passed_socket_keeps_its_backlog(activate, drover):
 def test_the_app_and_its_children_never_see_the_listen_variables(activate):
     port = free_port()
     a = activate([f"127.0.0.1:{port}"], "deploy_app:app", "--chdir", APPS)
-    status, body = get(port)
-    assert status == 200, a.log
-    env = json.loads(body)
+    r = get(port, **HTTP10)
+    assert r.status == 200, a.log
+    env = r.json()
     assert env["LISTEN_PID"] is None
     assert env["LISTEN_FDS"] is None
     assert env["LISTEN_FDNAMES"] is None
@@ -167,7 +152,7 @@ def test_an_fd_bind_picks_one_of_the_passed_sockets(activate):
     p1, p2 = free_port(), free_port()
     a = activate([f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"], HELLO,
                  "--bind", "fd://4", fdnames=["public", "admin"])
-    assert get(p2)[0] == 200  # fd 4 is the second -l
+    assert get(p2, **HTTP10).status == 200  # fd 4 is the second -l
     a.wait_log(r"Serving")
     assert LISTEN_RE.findall(a.log) == [f"http://127.0.0.1:{p2}"]
     assert re.search(r"fd 3 is not named by any fd:// bind", a.log), a.log

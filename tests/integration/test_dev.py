@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from conftest import ROOT
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS
 
 
 @pytest.fixture

@@ -4,15 +4,8 @@ import http.client
 
 import pytest
 
-from helpers import ECHO, TESTAPP, RawConn, request, time_until_closed
-
-
-def echoed(body, key):
-    """A field of the echo app's answer."""
-    for line in body.decode().splitlines():
-        if line.startswith(key + ": "):
-            return line[len(key) + 2:]
-    raise AssertionError(f"no {key} in {body!r}")
+from helpers import (ECHO, TESTAPP, RawConn, echoed, request,
+                     time_until_closed)
 
 
 def test_several_requests_on_one_http_client_connection_reuse_its_socket(drover):

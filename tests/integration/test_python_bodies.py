@@ -4,14 +4,10 @@ where bytes belong is a 500 before the head, a cut connection after it;
 an exception mid-stream cuts the response; a Transfer-Encoding set by the
 app is ignored (drover frames the body). After each, the worker keeps
 serving, on the same connection when the response was complete."""
-from pathlib import Path
-
 import pytest
 import requests
 
-from helpers import RawConn, request
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, request
 
 
 @pytest.fixture

@@ -1,11 +1,7 @@
 """PEP 3333 at its edges: endless bodies that cannot be sent, restarts with
 exc_info, and what an exception leaves behind. Each case ends with the
 worker still serving on the same connection or a new one."""
-from pathlib import Path
-
-from helpers import RawConn, request
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, request
 
 
 def serve(drover, *args):

@@ -3,13 +3,10 @@ the CGI rules it builds on, RFC 3875) requires. Requests are written
 byte for byte over a socket so nothing normalises them on the way; the
 app (pyapps/envinfo.py:dump) answers with its environ as JSON."""
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import RawConn
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, get
 
 
 @pytest.fixture
@@ -29,12 +26,11 @@ def env_of(srv, raw):
     return json.loads(r.body)
 
 
-def get(srv, target, *headers, version="HTTP/1.1", host="example.com"):
-    lines = [f"GET {target} {version}"]
-    if host is not None:
-        lines.append(f"Host: {host}")
-    lines += headers
-    return env_of(srv, "\r\n".join(lines) + "\r\n\r\n")
+def get_env(srv, target, *headers, version="HTTP/1.1", host="example.com"):
+    """GET `target` with raw header lines; return the app's environ."""
+    r = get(srv.port, target, headers, version=version, host=host)
+    assert r.status == 200, r
+    return r.json()
 
 
 # --- PATH_INFO and QUERY_STRING -------------------------------------------
@@ -55,7 +51,7 @@ def get(srv, target, *headers, version="HTTP/1.1", host="example.com"):
     ("/a%2525b", "/a%25b"),
 ])
 def test_path_info_is_percent_decoded_bytes_as_latin1(srv, target, path):
-    e = get(srv, target)
+    e = get_env(srv, target)
     assert e["PATH_INFO"] == path
     assert e["RAW_URI"] == target
     assert e["SCRIPT_NAME"] == ""
@@ -70,11 +66,11 @@ def test_path_info_is_percent_decoded_bytes_as_latin1(srv, target, path):
     ("/p%3Fq?r", "r"),                       # an escaped '?' is path
 ])
 def test_query_string_is_the_raw_query(srv, target, query):
-    assert get(srv, target)["QUERY_STRING"] == query
+    assert get_env(srv, target)["QUERY_STRING"] == query
 
 
 def test_path_info_of_an_escaped_question_mark_is_in_the_path(srv):
-    assert get(srv, "/p%3Fq?r")["PATH_INFO"] == "/p?q"
+    assert get_env(srv, "/p%3Fq?r")["PATH_INFO"] == "/p?q"
 
 
 def test_raw_utf8_bytes_in_the_target_are_latin1_or_refused(srv):
@@ -92,7 +88,7 @@ def test_raw_utf8_bytes_in_the_target_are_latin1_or_refused(srv):
 # --- absolute-form targets (RFC 9112 3.2.2) --------------------------------
 
 def test_absolute_form_target_splits_into_path_and_query(srv):
-    e = get(srv, "http://example.com/x?y", host="example.com")
+    e = get_env(srv, "http://example.com/x?y", host="example.com")
     assert e["PATH_INFO"] == "/x"
     assert e["QUERY_STRING"] == "y"
     assert e["RAW_URI"] == "http://example.com/x?y"
@@ -101,19 +97,20 @@ def test_absolute_form_target_splits_into_path_and_query(srv):
 
 
 def test_absolute_form_without_a_path_is_the_root(srv):
-    e = get(srv, "http://example.com", host="example.com")
+    e = get_env(srv, "http://example.com", host="example.com")
     assert e["PATH_INFO"] == "/"
     assert e["QUERY_STRING"] == ""
 
 
 def test_absolute_form_without_a_path_keeps_its_query(srv):
-    e = get(srv, "http://example.com?a=1", host="example.com")
+    e = get_env(srv, "http://example.com?a=1", host="example.com")
     assert e["PATH_INFO"] == "/"
     assert e["QUERY_STRING"] == "a=1"
 
 
 def test_absolute_form_decodes_the_path(srv):
-    e = get(srv, "http://example.com/a%20b%2Fc?q=%20", host="example.com")
+    e = get_env(srv, "http://example.com/a%20b%2Fc?q=%20",
+                host="example.com")
     assert e["PATH_INFO"] == "/a b/c"
     assert e["QUERY_STRING"] == "q=%20"
 
@@ -121,7 +118,7 @@ def test_absolute_form_decodes_the_path(srv):
 def test_absolute_form_authority_wins_over_the_host_header(srv):
     """RFC 9112 3.2.2: the server MUST ignore Host and use the target's
     authority; HTTP_HOST follows, since apps build URLs from it."""
-    e = get(srv, "http://real.example:8080/x", host="other.example")
+    e = get_env(srv, "http://real.example:8080/x", host="other.example")
     assert e["SERVER_NAME"] == "real.example"
     assert e["SERVER_PORT"] == "8080"
     assert e["HTTP_HOST"] == "real.example:8080"
@@ -131,8 +128,8 @@ def test_absolute_form_authority_wins_over_the_host_header(srv):
 # --- headers ----------------------------------------------------------------
 
 def test_headers_become_http_keys_with_dashes_as_underscores(srv):
-    e = get(srv, "/", "X-Custom-Thing: one", "user-agent: raw/1.0",
-            "ACCEPT: */*")
+    e = get_env(srv, "/", "X-Custom-Thing: one", "user-agent: raw/1.0",
+                "ACCEPT: */*")
     assert e["HTTP_X_CUSTOM_THING"] == "one"
     assert e["HTTP_USER_AGENT"] == "raw/1.0"
     assert e["HTTP_ACCEPT"] == "*/*"
@@ -140,21 +137,21 @@ def test_headers_become_http_keys_with_dashes_as_underscores(srv):
 
 
 def test_repeated_headers_are_joined_with_comma_space(srv):
-    e = get(srv, "/", "X-Multi: a", "Accept: text/html", "x-multi: b",
-            "X-MULTI: c", "Accept: */*")
+    e = get_env(srv, "/", "X-Multi: a", "Accept: text/html", "x-multi: b",
+                "X-MULTI: c", "Accept: */*")
     assert e["HTTP_X_MULTI"] == "a, b, c"
     assert e["HTTP_ACCEPT"] == "text/html, */*"
 
 
 def test_header_names_with_underscores_are_dropped(srv):
-    e = get(srv, "/", "X_Forwarded_For: 6.6.6.6", "X-Forwarded-For: 1.2.3.4",
-            "Weird_Name: x")
+    e = get_env(srv, "/", "X_Forwarded_For: 6.6.6.6",
+                "X-Forwarded-For: 1.2.3.4", "Weird_Name: x")
     assert e["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"
     assert not any(k.startswith("HTTP_WEIRD") for k in e)
 
 
 def test_header_values_keep_inner_spaces_and_lose_outer_ones(srv):
-    e = get(srv, "/", "X-Spaces:   a  b   ", "X-Empty:")
+    e = get_env(srv, "/", "X-Spaces:   a  b   ", "X-Empty:")
     assert e["HTTP_X_SPACES"] == "a  b"
     assert e["HTTP_X_EMPTY"] == ""
 
@@ -185,7 +182,7 @@ def test_a_chunked_body_gets_a_content_length(srv):
 
 
 def test_a_request_without_a_body_has_no_content_keys(srv):
-    e = get(srv, "/")
+    e = get_env(srv, "/")
     assert e.get("CONTENT_LENGTH", "") in ("", "0")
     assert e.get("CONTENT_TYPE", "") == ""
     assert e["wsgi.input.read"] == ""
@@ -194,23 +191,23 @@ def test_a_request_without_a_body_has_no_content_keys(srv):
 # --- server, client and protocol --------------------------------------------
 
 def test_server_name_and_port_come_from_the_host_header(srv):
-    e = get(srv, "/", host="example.com:8080")
+    e = get_env(srv, "/", host="example.com:8080")
     assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("example.com", "8080")
-    e = get(srv, "/", host="example.com")
+    e = get_env(srv, "/", host="example.com")
     assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("example.com", "80")
-    e = get(srv, "/", host="[::1]:9000")
+    e = get_env(srv, "/", host="[::1]:9000")
     assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("[::1]", "9000")
-    e = get(srv, "/", host="[::1]")
+    e = get_env(srv, "/", host="[::1]")
     assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("[::1]", "80")
 
 
 def test_an_empty_port_in_host_is_the_default_port(srv):
-    e = get(srv, "/", host="example.com:")
+    e = get_env(srv, "/", host="example.com:")
     assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("example.com", "80")
 
 
 def test_without_host_the_listener_address_is_the_server(srv):
-    e = get(srv, "/", version="HTTP/1.0", host=None)
+    e = get_env(srv, "/", version="HTTP/1.0", host=None)
     assert e["SERVER_NAME"] == "127.0.0.1"
     assert e["SERVER_PORT"] == str(srv.port)
     assert e["SERVER_PROTOCOL"] == "HTTP/1.0"
@@ -228,11 +225,11 @@ def test_protocol_client_and_method_are_as_sent(srv):
 
 def test_wsgi_multiprocess_is_true_with_several_workers(drover):
     srv = drover("-w", "2", "envinfo:dump", cwd=APPS)
-    assert get(srv, "/")["wsgi.multiprocess"] is True
+    assert get_env(srv, "/")["wsgi.multiprocess"] is True
 
 
 def test_wsgi_keys_have_the_pep_3333_values(srv):
-    e = get(srv, "/")
+    e = get_env(srv, "/")
     assert e["wsgi.version"] == [1, 0]
     assert e["wsgi.url_scheme"] == "http"
     assert e["wsgi.multithread"] is False
@@ -248,8 +245,8 @@ def test_wsgi_keys_have_the_pep_3333_values(srv):
 
 
 def test_header_keys_never_shadow_cgi_keys(srv):
-    e = get(srv, "/x", "Script-Name: /evil", "Path-Info: /evil",
-            "Remote-Addr: 6.6.6.6")
+    e = get_env(srv, "/x", "Script-Name: /evil", "Path-Info: /evil",
+                "Remote-Addr: 6.6.6.6")
     assert e["SCRIPT_NAME"] == ""
     assert e["PATH_INFO"] == "/x"
     assert e["REMOTE_ADDR"] == "127.0.0.1"
@@ -272,7 +269,7 @@ def mounted(drover):
     ("http://h/app/x?q", "/x"),
 ])
 def test_script_name_mount_splits_the_decoded_path(mounted, target, path):
-    e = get(mounted, target)
+    e = get_env(mounted, target)
     assert e["SCRIPT_NAME"] == "/app"
     assert e["PATH_INFO"] == path
 

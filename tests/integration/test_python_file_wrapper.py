@@ -3,13 +3,10 @@ through Python, memory flat), anything else through read(blocksize);
 close() is called exactly once either way."""
 import hashlib
 import os
-from pathlib import Path
 
 import requests
 
-from helpers import RawConn, request
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, request
 
 
 def start(drover):

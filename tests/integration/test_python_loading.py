@@ -1,13 +1,11 @@
 """How a Python app is found and loaded: --chdir, --pythonpath,
 --virtualenv, --env, --script-name."""
 import subprocess
-from pathlib import Path
 
 import requests
 
 from conftest import run_drover
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS
 
 
 def test_chdir_puts_the_directory_first_on_sys_path(drover, tmp_path):

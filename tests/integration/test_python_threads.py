@@ -2,11 +2,10 @@
 runs Python, so a thread the app started keeps running while the worker
 waits in epoll."""
 import time
-from pathlib import Path
 
 import requests
 
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS
 
 
 def test_a_background_thread_runs_while_the_worker_is_idle(drover):

@@ -4,14 +4,11 @@ body, a chunked upload, a streamed response, write(), file_wrapper, HEAD,
 the app or does with what the app returns (its warnings are errors; see
 pyapps/validated.py)."""
 import json
-from pathlib import Path
 
 import pytest
 import requests
 
-from helpers import RawConn, request
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, RawConn, request
 
 
 @pytest.fixture

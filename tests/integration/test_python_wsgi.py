@@ -7,8 +7,7 @@ from pathlib import Path
 import requests
 
 from conftest import raw_request, run_drover, status_of
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, rss_kb
 
 
 def start(drover, spec, *args):
@@ -171,13 +170,6 @@ def test_flask_app_runs_unchanged(drover):
     r = s.get(srv.url + "/boom", timeout=5)
     assert r.status_code == 500
     srv.wait_log(r"RuntimeError: flask view failed")
-
-
-def rss_kb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def pipelined(port, n, batch=100):

@@ -3,14 +3,10 @@ import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from helpers import children, wait_for
-from test_master import get, serving_pid
-
-APPS = Path(__file__).resolve().parent / "pyapps"
+from helpers import APPS, children, get, serving_pid, wait_for
 
 
 class NotifySocket:
@@ -69,7 +65,7 @@ def test_status_reports_workers_and_requests(drover, notify):
                  env={"NOTIFY_SOCKET": notify.path})
     notify.wait("READY=1")
     for _ in range(5):
-        get(srv, "/")
+        get(srv.port, "/")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

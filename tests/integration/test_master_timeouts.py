@@ -1,0 +1,51 @@
+"""--timeout: a worker stuck in a request is killed and replaced; idle
+workers are not, however short the timeout."""
+import threading
+import time
+
+from helpers import (APPS, Closed, children, get, serving_pid, wait_for,
+                     wait_workers)
+
+
+def test_a_worker_stuck_past_the_timeout_is_killed_and_replaced(drover):
+    srv = drover("-w", "2", "--timeout", "2", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    stuck = {}
+
+    def sleeper():
+        t0 = time.monotonic()
+        try:
+            stuck["result"] = get(srv.port, "/sleep?s=30", timeout=20)
+        except (Closed, ConnectionError) as e:
+            stuck["result"] = e
+        stuck["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=sleeper)
+    t.start()
+    time.sleep(0.3)
+    # Other requests keep being served by the other worker meanwhile.
+    ok = 0
+    while t.is_alive():
+        assert get(srv.port, "/").status == 200
+        ok += 1
+    t.join()
+    assert ok > 10
+    assert isinstance(stuck["result"], Exception), stuck
+    assert 2.0 <= stuck["elapsed"] <= 4.0, stuck
+    m = srv.wait_log(r"WORKER TIMEOUT \(pid: (\d+)\): worker \d has served "
+                     r"'GET /sleep\?s=30 HTTP/1.1' for \d")
+    # faulthandler's dump of the Python stack, naming the app's frame.
+    srv.wait_log(r'File ".*master_app.py", line \d+ in app')
+    dead = int(m[1])
+    wait_for(lambda: dead not in children(srv.pid), what="the worker's end")
+    wait_workers(srv, 2)
+    pids = {serving_pid(srv) for _ in range(20)}
+    assert dead not in pids
+
+
+def test_idle_workers_outlive_a_timeout_shorter_than_a_second(drover):
+    srv = drover("-w", "2", "--timeout", "0.3", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 2)
+    time.sleep(1.5)  # idle: only the loop's own beat keeps them alive
+    assert children(srv.pid) == workers
+    assert "WORKER TIMEOUT" not in srv.log
