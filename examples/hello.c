@@ -22,4 +22,5 @@ static int handle(void *state, const struct drover_request *req,
 const struct drover_app hello_app = {
     .abi_version = DROVER_APP_ABI_VERSION,
     .handle = handle,
+    .flags = DROVER_APP_THREADSAFE, /* no state: any thread may call it */
 };

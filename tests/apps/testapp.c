@@ -315,6 +315,13 @@ extern const struct drover_app test_app, badabi_app, initfail_app,
 const struct drover_app test_app = {
     .abi_version = DROVER_APP_ABI_VERSION,
     .handle = handle,
+    .flags = DROVER_APP_THREADSAFE,
+};
+
+/* The same app, without the claim that it may run on several threads. */
+const struct drover_app single_thread_app = {
+    .abi_version = DROVER_APP_ABI_VERSION,
+    .handle = handle,
 };
 
 const struct drover_app badabi_app = {
