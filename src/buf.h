@@ -28,6 +28,12 @@ struct drv_str {
     size_t len;
 };
 
+/* A list of owned, NUL-terminated strings (repeatable settings). */
+struct drv_strlist {
+    char **v;
+    size_t n;
+};
+
 #define DRV_STR(lit) ((struct drv_str){(lit), sizeof(lit) - 1})
 
 struct drv_buf {

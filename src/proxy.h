@@ -49,7 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "settings.h"
+#include "buf.h"
 
 /* What trusted proxy headers said; an empty field means "not said". */
 struct drv_forwarded {

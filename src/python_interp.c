@@ -135,20 +135,18 @@ static void python_free(struct drv_app *app)
  * py_enter, on this thread's own state). Daemon: a thread stuck in the
  * app when the worker has to exit must not hold up finalization. */
 
-struct thread_start {
-    void (*body)(void *arg);
-    void *arg;
-};
-
+/* The capsule carries `arg`, its context the body: nothing to allocate,
+ * so nothing leaks when a daemon thread is still unwinding at exit. */
 static PyObject *thread_target(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    struct thread_start *ts = PyCapsule_GetPointer(self, "drover.thread");
-    if (!ts)
+    void *arg = PyCapsule_GetPointer(self, "drover.thread");
+    void (*body)(void *) = (void (*)(void *))PyCapsule_GetContext(self);
+    if (!arg || !body)
         return NULL;
     py_depth = 1; /* Python called us: this thread holds the GIL */
     py_leave();
-    ts->body(ts->arg);
+    body(arg);
     py_enter();
     py_depth = 0;
     Py_RETURN_NONE;
@@ -157,18 +155,11 @@ static PyObject *thread_target(PyObject *self, PyObject *unused)
 static PyMethodDef thread_target_def = {"drover_app_thread", thread_target,
                                         METH_NOARGS, NULL};
 
-static void free_thread_start(PyObject *capsule)
-{
-    free(PyCapsule_GetPointer(capsule, "drover.thread"));
-}
-
 static int start_thread(void (*body)(void *), void *arg, size_t index)
 {
-    struct thread_start *ts = drv_xmalloc(sizeof(*ts));
-    *ts = (struct thread_start){body, arg};
-    PyObject *capsule = PyCapsule_New(ts, "drover.thread", free_thread_start);
-    if (!capsule) {
-        free(ts);
+    PyObject *capsule = PyCapsule_New(arg, "drover.thread", NULL);
+    if (!capsule || PyCapsule_SetContext(capsule, (void *)body) != 0) {
+        Py_XDECREF(capsule);
         return -1;
     }
     PyObject *target = PyCFunction_New(&thread_target_def, capsule);

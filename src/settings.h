@@ -27,11 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A list of owned, NUL-terminated strings (repeatable settings). */
-struct drv_strlist {
-    char **v;
-    size_t n;
-};
+#include "buf.h"
 
 enum drv_loglevel {
     DRV_LOG_DEBUG,
