@@ -219,20 +219,29 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Split the request-target into path and query (RFC 9112 3.2: origin-form
- * or absolute-form; authority-form only comes with CONNECT). */
-static void split_target(struct drover_request *v)
+/* An absolute-form target ("http://user@h:8080/x?y"): true, with the
+ * authority ("user@h:8080", userinfo still in; it may be empty) in *auth.
+ * It ends at the first '/', '?' or '#' ("http://h?q" has the query "q"). */
+static bool absolute_form(struct drover_str t, struct drover_str *auth)
 {
-    const char *t = v->target.ptr, *end = t + v->target.len;
-    const char *path = t;
-    if (v->target.len > 7 && (strncasecmp(t, "http://", 7) == 0 ||
-                              strncasecmp(t, "https://", 8) == 0)) {
-        /* The path starts after the authority, which ends at the
-         * first '/', '?' or '#' ("http://h?q" has the query "q"). */
-        path = t + (t[4] == ':' ? 7 : 8);
-        while (path < end && *path != '/' && *path != '?' && *path != '#')
-            path++;
-    }
+    if (t.len <= 7 || (strncasecmp(t.ptr, "http://", 7) != 0 &&
+                       strncasecmp(t.ptr, "https://", 8) != 0))
+        return false;
+    size_t start = t.ptr[4] == ':' ? 7 : 8, n = start;
+    while (n < t.len && t.ptr[n] != '/' && t.ptr[n] != '?' && t.ptr[n] != '#')
+        n++;
+    *auth = (struct drover_str){t.ptr + start, n - start};
+    return true;
+}
+
+/* Split the request-target into path and query (RFC 9112 3.2: origin-form
+ * or absolute-form, whose path starts after `auth`, NULL for origin-form;
+ * authority-form only comes with CONNECT). */
+static void split_target(struct drover_request *v,
+                         const struct drover_str *auth)
+{
+    const char *end = v->target.ptr + v->target.len;
+    const char *path = auth ? auth->ptr + auth->len : v->target.ptr;
     const char *q = path;
     while (q < end && *q != '?' && *q != '#')
         q++;
@@ -270,24 +279,18 @@ static void split_authority(struct drover_request *v)
 
 /*
  * The host the request is for. RFC 9112 3.2.2: an absolute-form target's
- * authority wins over the Host header. Userinfo ("user:pass@") is dropped:
- * it names no host, and an app must never take it for one.
+ * authority (`auth`, NULL for origin-form) wins over the Host header.
+ * Userinfo ("user:pass@") is dropped: it names no host, and an app must
+ * never take it for one.
  */
-static void find_authority(struct drv_request *r)
+static void find_authority(struct drv_request *r,
+                           const struct drover_str *auth)
 {
     struct drover_request *v = &r->view;
-    struct drover_str t = v->target;
-    size_t skip = t.len > 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
-                  : t.len > 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
-                                                                       : 0;
     v->authority = (struct drover_str){"", 0};
     r->authority_from_target = false;
-    if (skip) {
-        size_t n = skip;
-        while (n < t.len && t.ptr[n] != '/' && t.ptr[n] != '?' &&
-               t.ptr[n] != '#')
-            n++;
-        struct drover_str a = {t.ptr + skip, n - skip};
+    if (auth) {
+        struct drover_str a = *auth;
         for (size_t i = a.len; i-- > 0;) {
             if (a.ptr[i] == '@') {
                 a = (struct drover_str){a.ptr + i + 1, a.len - i - 1};
@@ -317,7 +320,10 @@ static void build_views(struct drv_http *h)
     v->target = (struct drover_str){base + h->method_len, h->target_len};
     v->version = r->http_minor ? (struct drover_str){"HTTP/1.1", 8}
                                : (struct drover_str){"HTTP/1.0", 8};
-    split_target(v);
+    struct drover_str auth;
+    const struct drover_str *absolute =
+        absolute_form(v->target, &auth) ? &auth : NULL;
+    split_target(v, absolute);
     if (r->nheaders > r->cap_views) {
         r->cap_views = r->cap_headers;
         r->headers = drv_xrealloc(r->headers,
@@ -332,7 +338,7 @@ static void build_views(struct drv_http *h)
     v->headers = r->headers;
     v->nheaders = r->nheaders;
     v->body = (struct drover_str){"", 0};
-    find_authority(r);
+    find_authority(r, absolute);
 }
 
 static int on_headers_complete(llhttp_t *p)
