@@ -131,18 +131,25 @@ void drv_response_free(struct drv_response *r)
     drv_buf_free(&r->pending);
 }
 
+/* Drop what the app said of a response not yet committed: its headers,
+ * held body, length and body source. */
+static void withdraw(struct drv_response *r)
+{
+    close_source(r);
+    drv_buf_reset(&r->headers);
+    drv_buf_reset(&r->pending);
+    r->content_length = -1;
+    r->has_file = false;
+    r->app_date = r->app_server = false;
+}
+
 int drv_response_cancel(struct drv_response *r)
 {
     if (r->state >= DRV_RESPONSE_COMMITTED)
         return -EALREADY;
     if (r->state == DRV_RESPONSE_STARTED) {
-        close_source(r);
-        drv_buf_reset(&r->headers);
-        drv_buf_reset(&r->pending);
+        withdraw(r);
         r->status = 0;
-        r->content_length = -1;
-        r->has_file = false;
-        r->app_date = r->app_server = false;
         r->state = DRV_RESPONSE_NEW;
     }
     return 0;
@@ -159,9 +166,7 @@ int drv_response_error(struct drv_response *r, int status, bool head_only)
 {
     if (r->state >= DRV_RESPONSE_COMMITTED)
         return -EALREADY;
-    close_source(r);
-    drv_buf_reset(&r->headers);
-    drv_buf_reset(&r->pending);
+    withdraw(r);
     const struct drv_request *req = r->req;
     bool http10 = req && req->http_minor == 0;
     size_t before = drv_buf_size(r->out);
@@ -169,8 +174,7 @@ int drv_response_error(struct drv_response *r, int status, bool head_only)
                                         http10, head_only);
     r->head_bytes = drv_buf_size(r->out) - before - r->body_bytes;
     r->status = status;
-    r->content_length = -1;
-    r->has_file = r->chunked = false;
+    r->chunked = false;
     r->no_body = head_only;
     r->state = DRV_RESPONSE_DONE;
     return 0;
