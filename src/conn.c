@@ -398,12 +398,11 @@ static void on_job_done(struct drv_job *job)
     if (!c->older)
         show_oldest(set);
     c->older = c->newer = NULL;
+    c->state = C_WRITING;
     if (c->closed) {
-        c->state = C_WRITING;
         bury(c);
         return;
     }
-    c->state = C_WRITING;
     flush(c);
     /* A response that completed may have left pipelined requests. */
     if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
