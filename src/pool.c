@@ -10,11 +10,9 @@
  */
 #include "pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "app.h"
 #include "buf.h"
@@ -26,7 +24,7 @@ struct drv_pool {
     pthread_cond_t exited;  /* a thread ended */
     struct drv_job *head, *tail; /* queue */
     struct drv_job *finished;
-    size_t queued, busy;
+    size_t busy;            /* threads in a job */
     size_t alive;           /* threads started and not yet ended */
     bool quit;
     bool drain;             /* with quit: run what is queued first */
@@ -51,7 +49,6 @@ static struct drv_job *next_job(struct drv_pool *p)
     p->head = job->next;
     if (!p->head)
         p->tail = NULL;
-    p->queued--;
     p->busy++;
     return job;
 }
@@ -146,20 +143,8 @@ void drv_pool_submit(struct drv_pool *p, struct drv_job *job)
     else
         p->head = job;
     p->tail = job;
-    p->queued++;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
-}
-
-size_t drv_pool_pending(const struct drv_pool *p)
-{
-    return __atomic_load_n(&p->queued, __ATOMIC_RELAXED) +
-           __atomic_load_n(&p->busy, __ATOMIC_RELAXED);
-}
-
-size_t drv_pool_busy(const struct drv_pool *p)
-{
-    return __atomic_load_n(&p->busy, __ATOMIC_RELAXED);
 }
 
 void drv_pool_free(struct drv_pool *p, bool wait)

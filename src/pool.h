@@ -53,18 +53,15 @@ struct drv_pool *drv_pool_create(struct ev_loop *loop, struct drv_app *app,
 /* Queue a job (loop thread). */
 void drv_pool_submit(struct drv_pool *pool, struct drv_job *job);
 
-/* Jobs queued or running. */
-size_t drv_pool_pending(const struct drv_pool *pool);
-/* App threads running a job now. */
-size_t drv_pool_busy(const struct drv_pool *pool);
-
 /* True on one of the pool's app threads. */
 bool drv_pool_on_app_thread(void);
 
-/* Stop the threads: each finishes the job it runs (and the queue is left
- * as it is). Waits for them when `wait` is true; otherwise threads still
- * in a job are abandoned (the process is about to exit) and the pool
- * leaks. Frees the pool when every thread has ended. */
+/* Stop the threads. With `wait`, they first run every job still queued
+ * (sources to close, at a graceful stop), and the call returns once all
+ * have ended. Without it, queued jobs are dropped, idle threads end, and
+ * threads still in a job are abandoned (the process is about to exit:
+ * the pool then leaks). Frees the pool when every thread has ended. Job
+ * done() callbacks no longer run: the loop has stopped. */
 void drv_pool_free(struct drv_pool *pool, bool wait);
 
 #endif
