@@ -6,8 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Python names a file as "path/to/script.py[:attr]", a module as
+ * "pkg.mod[:attr]"; anything else with a slash, or a ".so", is native. */
 bool drv_app_spec_is_native(const char *spec)
 {
+    const char *py = strstr(spec, ".py");
+    while (py && py[3] != ':' && py[3] != '\0')
+        py = strstr(py + 1, ".py");
+    if (py)
+        return false;
     const char *colon = strrchr(spec, ':');
     size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
     if (memchr(spec, '/', n))
@@ -27,7 +34,8 @@ struct drv_app *drv_app_load(const char *spec, const struct drv_settings *s,
 {
     if (!spec || !*spec) {
         snprintf(err, errlen, "no app given: drover [OPTIONS] APP "
-                              "(module:callable or path/to/app.so:symbol)");
+                              "(module:callable, path/to/script.py:callable or "
+                              "path/to/app.so:symbol)");
         return NULL;
     }
     return drv_app_kind_of(spec)->load(spec, s, err, errlen);

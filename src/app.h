@@ -1,8 +1,9 @@
 /*
  * app: the kinds of application drover hosts, behind two small tables.
  *
- * The spec on the command line picks the kind: a spec whose part before
- * the last ':' ends in ".so" or contains '/' is a native app
+ * The spec on the command line picks the kind: a Python file
+ * (path/to/script.py[:callable]) is Python; otherwise a spec whose part
+ * before the last ':' ends in ".so" or contains '/' is a native app
  * (path/to/app.so:symbol, native.c), anything else a Python WSGI app
  * (package.module:callable, python_*.c). Loading happens once: in the
  * master when preloading, in each worker otherwise.

@@ -685,7 +685,8 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
 {
     if (!s->app || !*s->app) {
         fprintf(stderr, "drover: no app given: drover --dev [OPTIONS] APP "
-                        "(module:callable or path/to/app.so:symbol)\n");
+                        "(module:callable, path/to/script.py:callable or "
+                        "path/to/app.so:symbol)\n");
         return 2;
     }
     exit_on_signals();

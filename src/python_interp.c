@@ -13,6 +13,15 @@
  * messages and tracebacks are the best ones to show. A failed load keeps
  * its exception for --dev (python_dev.c).
  *
+ * APP may name a file, "path/to/script.py:app": its folder goes first on
+ * sys.path (as under `python script.py`) and it is executed as a module
+ * named after the file when that is an unused identifier that shadows no
+ * standard module, else "__drover_app__"; never "__main__", so the
+ * script's `if __name__ == "__main__":` block (which often starts a
+ * development server) does not run. An object that is not callable but
+ * has a callable .server (a Dash app) is served through that, with one
+ * log line.
+ *
  * The GIL: once the interpreter is up and the app loaded, the main thread
  * releases it, so the app's own threads (schedulers, Dash callbacks) run
  * while the worker waits in epoll. Every entry from drover into Python
@@ -248,8 +257,37 @@ static const char bootstrap[] =
     "        added = [p for p in sys.path if p not in before]\n"
     "        n = len(front) + 1\n"
     "        sys.path[:] = before[:n] + added + before[n:]\n"
-    "def load(spec):\n"
+    "def split_spec(spec):\n"
+    "    at = spec.find('.py:')\n"
+    "    if at >= 0:\n"
+    "        return spec[:at + 3], spec[at + 4:]\n"
+    "    if spec.endswith('.py'):\n"
+    "        return spec, ''\n"
     "    module, _, obj = spec.partition(':')\n"
+    "    return module, obj\n"
+    "def import_file(path):\n"
+    "    import importlib.util, keyword, os\n"
+    "    path = os.path.abspath(path)\n"
+    "    if not os.path.isfile(path):\n"
+    "        raise FileNotFoundError(f'no such file: {path}')\n"
+    "    folder = os.path.dirname(path)\n"
+    "    if folder not in sys.path:\n"
+    "        sys.path.insert(0, folder)\n"
+    "    name = os.path.basename(path)[:-3]\n"
+    "    if (not name.isidentifier() or keyword.iskeyword(name) or\n"
+    "            name in sys.modules or name in sys.stdlib_module_names):\n"
+    "        name = '__drover_app__'\n"
+    "    spec = importlib.util.spec_from_file_location(name, path)\n"
+    "    module = importlib.util.module_from_spec(spec)\n"
+    "    sys.modules[name] = module\n"
+    "    try:\n"
+    "        spec.loader.exec_module(module)\n"
+    "    except BaseException:\n"
+    "        del sys.modules[name]\n"
+    "        raise\n"
+    "    return module\n"
+    "def load(spec):\n"
+    "    module, obj = split_spec(spec)\n"
     "    obj = obj or 'application'\n"
     "    call = None\n"
     "    if obj.endswith(')'):\n"
@@ -259,7 +297,10 @@ static const char bootstrap[] =
     "        call = ([ast.literal_eval(a) for a in node.args],\n"
     "                {k.arg: ast.literal_eval(k.value) for k in node.keywords})\n"
     "        obj = obj[:obj.index('(')]\n"
-    "    target = importlib.import_module(module)\n"
+    "    if module.endswith('.py'):\n"
+    "        target = import_file(module)\n"
+    "    else:\n"
+    "        target = importlib.import_module(module)\n"
     "    for part in obj.split('.'):\n"
     "        try:\n"
     "            target = getattr(target, part)\n"
@@ -267,9 +308,15 @@ static const char bootstrap[] =
     "            raise LookupError(f'no attribute {obj!r} in module {module!r}') from None\n"
     "    if call is not None:\n"
     "        target = target(*call[0], **call[1])\n"
+    "    note = None\n"
+    "    server = getattr(target, 'server', None)\n"
+    "    if not callable(target) and callable(server):\n"
+    "        note = (f'{spec} is a {type(target).__name__} object, not a WSGI '\n"
+    "                f'callable: serving its .server ({spec}.server)')\n"
+    "        target = server\n"
     "    if not callable(target):\n"
     "        raise TypeError(f'{spec}: {type(target).__name__} object is not callable')\n"
-    "    return target\n";
+    "    return target, note\n";
 
 static PyObject *bootstrap_ns;
 
@@ -424,12 +471,18 @@ static struct drv_app *python_load(const char *spec,
             goto out;
     }
     PyObject *load = PyDict_GetItemString(bootstrap_ns, "load");
-    PyObject *callable = PyObject_CallFunction(load, "s", spec);
-    if (!callable) {
+    PyObject *loaded = PyObject_CallFunction(load, "s", spec), *callable,
+             *note;
+    if (!loaded || !PyArg_ParseTuple(loaded, "OO", &callable, &note)) {
+        Py_XDECREF(loaded);
         summarise_exception(spec, err, errlen);
         Py_XDECREF(script_name);
         goto out;
     }
+    Py_INCREF(callable);
+    if (note != Py_None)
+        drv_info("%s", PyUnicode_AsUTF8(note));
+    Py_DECREF(loaded);
     pa = drv_xcalloc(1, sizeof(*pa));
     pa->base.ops = &python_ops;
     pa->base.spec = drv_xstrdup(spec);

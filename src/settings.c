@@ -129,9 +129,10 @@ static const struct row rows[] = {
     {
         .name = "app", .type = T_STRING, .opts = R_POSITIONAL,
         .metavar = "APP", .group = "Application", .off = OFF(app),
-        .help = "The application to serve: module:callable for a Python "
-                "WSGI app (module:factory() calls a factory), or "
-                "path/to/app.so:symbol for a native app.",
+        .help = "The application to serve: module:callable or "
+                "path/to/script.py:callable for a Python WSGI app "
+                "(module:factory() calls a factory; a Dash app's .server "
+                "is found), or path/to/app.so:symbol for a native app.",
     },
     {
         .name = "config", .shortflag = "-c", .flags = {"--config"},
@@ -1889,8 +1890,8 @@ void drv_settings_print_help(FILE *out, const char *prog)
             "usage: %s [OPTIONS] APP\n\n"
             "Serve a Python WSGI app or a native C app over HTTP with a\n"
             "master process and a pool of workers.\n\n"
-            "APP is module:callable (Python WSGI, e.g. myproj.wsgi:app)\n"
-            "or path/to/app.so:symbol (native).\n\n"
+            "APP is module:callable or path/to/script.py:callable (Python\n"
+            "WSGI, e.g. myproj.wsgi:app) or path/to/app.so:symbol (native).\n\n"
             "Settings come from, lowest first: defaults, the YAML file "
             "(-c),\nDROVER_<NAME> environment variables, the command "
             "line.\n\nActions:\n",
