@@ -2,7 +2,9 @@
 #
 #   make run    install what is missing, build, serve the example app on 0.0.0.0:5000
 #   make test   install what is missing, build, run every suite (unit,
-#               integration, and both again on an ASan+UBSan build)
+#               integration, the HTTP and WSGI suites again with app
+#               threads, unit and integration again on an ASan+UBSan build,
+#               a short fuzz run)
 #
 # The real build is CMake; this file only strings the steps together.
 
@@ -23,7 +25,7 @@ SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps deps-test deps-bench build build-asan run test unit \
-        integration test-asan fuzz bench clean
+        integration integration-threads test-asan fuzz bench clean
 
 all: build
 
@@ -57,6 +59,18 @@ integration: deps-test build
 	DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    tests/integration $(PYTEST_ARGS)
 
+# The suites whose servers do not ask for threads themselves, again with
+# --threads 4 (DROVER_TEST_THREADS, see tests/integration/conftest.py):
+# every request then crosses the loop/app-thread hand-off.
+THREADED_SUITES = $(wildcard tests/integration/test_http_*.py) \
+    $(addprefix tests/integration/test_python_, \
+      bodies.py wsgi.py file_wrapper.py edges.py validate.py file_apps.py) \
+    tests/integration/test_master_stop.py tests/integration/test_master_reload.py
+
+integration-threads: deps-test build
+	DROVER_TEST_THREADS=4 DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q \
+	    -p no:cacheprovider $(THREADED_SUITES) $(PYTEST_ARGS)
+
 test-asan: deps-test build-asan
 	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
 	$(SAN_ENV) DROVER_BUILD=$(ASAN_BUILD) $(PYTHON) -m pytest -q \
@@ -65,6 +79,7 @@ test-asan: deps-test build-asan
 test: deps-test
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) integration-threads
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 

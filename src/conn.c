@@ -12,9 +12,10 @@
  *            `in`. Timer: io_timeout without progress.
  *   APP      (with app threads) an app thread runs the app call, or pulls
  *            the next part of a streamed body; meanwhile the loop touches
- *            neither the request, the response nor `out`, and no watcher
- *            of the connection is active. The job's done() (loop thread)
- *            moves it on to WRITING.
+ *            neither the request, the response nor `out`, and no timer or
+ *            write watcher of the connection is active (a read watcher is
+ *            left on, and stopped if it fires meanwhile). The job's done()
+ *            (loop thread) moves it on to WRITING.
  *   LINGER   after an error response: our side is shut down and whatever
  *            the client still sends is read and dropped for a moment, so
  *            the kernel does not reset the connection (and destroy the
@@ -197,7 +198,7 @@ void drv_conn_accept(struct drv_conns *set, int fd,
     peer_name(c, peer);
     drv_http_init(&c->http, &set->limits);
     if (set->pool)
-        drv_response_set_closer(&c->res, close_source_later, set);
+        drv_response_set_closer(&c->res, close_source_later, c);
     c->next = set->open;
     if (set->open)
         set->open->prev = c;
@@ -356,19 +357,20 @@ static void on_close_job(struct drv_job *job)
 }
 
 /* The response's closer: a source's close may run app code, which only
- * app threads do. */
+ * app threads do, and the one that called the app. */
 static void close_source_later(void *arg,
                                const struct drover_body_source *source)
 {
-    struct drv_conns *set = arg;
+    struct drv_conn *c = arg;
     if (drv_pool_on_app_thread()) {
         source->close(source->state);
         return;
     }
     struct close_job *cj = drv_xcalloc(1, sizeof(*cj));
     cj->job.run = on_close_job;
+    cj->job.thread = c->job.thread;
     cj->source = *source;
-    drv_pool_submit(set->pool, &cj->job);
+    drv_pool_submit(c->set->pool, &cj->job);
 }
 
 /* The scoreboard slot shows the oldest job in flight. */
@@ -409,9 +411,13 @@ static void on_job_done(struct drv_job *job)
         process(c);
 }
 
+/* The call, and the first part of a streamed body while the app's state
+ * is warm (it would otherwise be the next job at once). */
 static void on_call_job(struct drv_job *job)
 {
-    call_app(drv_container_of(job, struct drv_conn, job));
+    struct drv_conn *c = drv_container_of(job, struct drv_conn, job);
+    call_app(c);
+    pull_body(c);
 }
 
 static void on_pull_job(struct drv_job *job)
@@ -419,16 +425,22 @@ static void on_pull_job(struct drv_job *job)
     pull_body(drv_container_of(job, struct drv_conn, job));
 }
 
-/* Hand the connection to an app thread; nothing of it is touched here
- * until on_job_done. */
+/* Hand the connection to an app thread (any for the call, then the one
+ * that made it); nothing of it is touched here until on_job_done. */
 static void start_job(struct drv_conn *c, drv_job_cb run)
 {
     struct drv_conns *set = c->set;
     c->state = C_APP;
-    ev_io_stop(set->loop, &c->io);
+    /* A read watcher stays: stopping and restarting it costs epoll_ctl
+     * calls per request, and it seldom fires meanwhile (on_io stops it
+     * then). A write watcher would fire at once. */
+    if (c->io.events & EV_WRITE)
+        ev_io_stop(set->loop, &c->io);
     ev_timer_stop(set->loop, &c->timer);
     c->job.run = run;
     c->job.done = on_job_done;
+    if (run == on_call_job)
+        c->job.thread = -1;
     c->dispatched_ms = drv_now_ms();
     c->older = set->newest;
     c->newer = NULL;
@@ -617,8 +629,11 @@ static void on_readable(struct drv_conn *c)
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents)
 {
-    (void)loop;
     struct drv_conn *c = drv_container_of(io, struct drv_conn, io);
+    if (c->state == C_APP) { /* the next request waits for this one */
+        ev_io_stop(loop, io);
+        return;
+    }
     if (revents & EV_WRITE) {
         if (c->state == C_WRITING)
             flush(c);

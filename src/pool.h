@@ -7,20 +7,30 @@
  * thread runs job->run(), then the loop thread runs job->done() in its
  * next iteration. The two never run at once for one job, and everything
  * run() wrote is visible to done() (the hand-off goes through the pool's
- * mutex). Jobs wait in one FIFO queue, so requests start in the order they
+ * mutex). Jobs wait in FIFO order, so requests start in the order they
  * became ready.
+ *
+ * A job may be pinned to one thread. The rest of a request (pulling its
+ * body, closing it) runs on the thread that called the app: a body's
+ * generator may rely on the thread's state, as Flask's
+ * stream_with_context does with its context variables, and under
+ * gunicorn's gthread and waitress one thread runs a request from call to
+ * close.
  *
  * Threads are started through the app's `spawn` operation (app.h), so
  * that a Python app's threads are real `threading` threads; each runs the
  * pool's thread body without the GIL and takes it only inside the app.
  *
- * The hand-off, one lock and one wake-up per job each way:
+ * The hand-off (pool.c says how wake-ups are batched):
  *
  *   loop thread                          app thread
- *   submit: lock, append, signal   -->   wait: lock, pop, unlock
+ *   submit: lock, append, unlock
+ *   before blocking: signal as many
+ *   sleeping threads as jobs need  -->   wait: lock, pop, unlock
  *                                        run(job)        (app code, GIL)
- *   on_wake: lock, take all done,  <--   lock, push done, unlock,
- *            unlock, done(job)...        ev_async_send
+ *                                        lock, push done, pop the next
+ *   on_wake: lock, take all done,  <--   job if any, unlock; wake the
+ *            unlock, done(job)...        loop if the done list was empty
  */
 #ifndef DRV_POOL_H
 #define DRV_POOL_H
@@ -39,6 +49,8 @@ struct drv_job {
     drv_job_cb run;       /* on an app thread */
     drv_job_cb done;      /* then on the loop thread; NULL: nothing (run
                              may then free the job) */
+    int thread;           /* the app thread to run on, -1: any; the pool
+                             sets it to the one that ran the job */
 };
 
 struct drv_pool;

@@ -122,7 +122,9 @@ def drover(tmp_path):
 
     `config` is YAML text written to a file passed with --config. Unless
     the args name a --bind (or the config/env sets one), 127.0.0.1:0 is
-    added. The server is stopped and checked at teardown.
+    added. The server is stopped and checked at teardown. With
+    DROVER_TEST_THREADS=N in the test's environment, servers that do not
+    set DROVER_THREADS themselves run N app threads (not with --dev).
     """
     servers = []
 
@@ -136,6 +138,8 @@ def drover(tmp_path):
                     if not k.startswith("DROVER_") and k not in
                     ("PORT", "WEB_CONCURRENCY")}
         full_env.update(env or {})
+        if os.environ.get("DROVER_TEST_THREADS") and "--dev" not in args:
+            full_env.setdefault("DROVER_THREADS", os.environ["DROVER_TEST_THREADS"])
         if bind and "--bind" not in args and "-b" not in args and \
                 not (config and "bind" in config) and \
                 "DROVER_BIND" not in full_env:

@@ -2,6 +2,7 @@
 keeps every connection served; the master's promises (timeout, recycling,
 graceful stop) hold on every thread. --worker-connections caps what one
 worker holds open."""
+import http.client
 import signal
 import socket
 import threading
@@ -100,6 +101,57 @@ def test_streamed_bodies_are_pulled_on_app_threads(drover):
             lines = r.body.decode().splitlines()
             assert len(lines) == 200
             assert all(line.startswith("drover-app-") for line in lines)
+
+
+def test_a_request_runs_on_one_thread_from_call_to_close(drover):
+    """A body bigger than the output buffer is pulled in several jobs while
+    other requests keep the other threads busy: every part still comes
+    from the thread that called the app (generators may rely on it)."""
+    srv = drover("--threads", "4", "threads_app:app", cwd=APPS)
+    n = 40000
+
+    def stream(_):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+        c.request("GET", f"/stream?n={n}")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        names = {line.split(b" ")[0] for line in body.splitlines()}
+        return r.status, len(body.splitlines()), names
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(stream, range(16)))
+    for status, lines, names in got:
+        assert (status, lines) == (200, n)
+        assert len(names) == 1, names
+
+
+def test_flask_stream_with_context_works_on_threads(drover):
+    srv = drover("--threads", "4", "flask_app:app", cwd=APPS)
+    want = "".join(f"line {i}\n" for i in range(100))
+
+    def stream(_):
+        with RawConn(srv.port, timeout=10) as c:
+            return [get(srv.port, "/stream", conn=c).body.decode()
+                    for _ in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        bodies = [b for got in pool.map(stream, range(8)) for b in got]
+    assert bodies == [want] * 40
+    assert "Traceback" not in srv.log
+
+
+def test_a_crash_on_an_app_thread_shows_the_stack_and_is_replaced(drover):
+    srv = drover("--threads", "4", "master_app:app", cwd=APPS)
+    wait_workers(srv, 1)
+    try:
+        get(srv.port, "/segv", timeout=5)
+    except (OSError, Exception):
+        pass
+    srv.wait_log(r"Fatal Python error: Segmentation fault")
+    srv.wait_log(r"killed by signal 11")
+    assert "master_app.py" in srv.log  # faulthandler showed the app's frame
+    wait_for(lambda: get(srv.port, "/").status == 200, what="a new worker")
 
 
 def test_recycling_with_threads_fails_no_request(drover):
