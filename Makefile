@@ -52,8 +52,10 @@ build-asan: deps
 run: build
 	exec $(BUILD)/drover --bind $(BIND) $(APP)
 
-unit: build
+# ctest runs the cmocka suites; tests/python is the Python package's own.
+unit: deps-test build
 	cd $(BUILD) && ctest --output-on-failure
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/python
 
 integration: deps-test build
 	DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \

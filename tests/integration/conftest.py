@@ -37,14 +37,16 @@ LISTEN_RE = re.compile(r"Listening at: (\S+)")
 class Server:
     """A running drover process."""
 
-    def __init__(self, args, cwd, env, log_path, stdout_path, prefix=()):
+    def __init__(self, args, cwd, env, log_path, stdout_path, prefix=(),
+                 program=BIN):
         self.args = args
         self.log_path = log_path
         self.stdout_path = stdout_path
         self._out = open(stdout_path, "wb")
         self._err = open(log_path, "wb")
-        # prefix: a wrapper command, e.g. unshare for the PID 1 tests
-        self.proc = subprocess.Popen([*prefix, str(BIN), *args], cwd=cwd,
+        # prefix: a wrapper command, e.g. unshare for the PID 1 tests;
+        # program: what runs in its place, e.g. a script calling serve()
+        self.proc = subprocess.Popen([*prefix, str(program), *args], cwd=cwd,
                                      env=env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err)
