@@ -26,6 +26,10 @@ setp() {  # setp NAME KEY VALUE: record one fact about a peer for the report
     printf '%s' "$3" >"$WORK/peers/$1/$2"
 }
 setm() { mkdir -p "$WORK/meta"; printf '%s' "$2" >"$WORK/meta/$1"; }
+setg() {  # setg GROUP KEY VALUE: record one fact about a group of peers
+    mkdir -p "$WORK/groups/$1"
+    printf '%s' "$3" >"$WORK/groups/$1/$2"
+}
 
 # session_pids SID: every live process of the session.
 session_pids() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }

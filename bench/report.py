@@ -5,8 +5,11 @@
 
 WORK_DIR is laid out by run.sh:
     meta/KEY                 run settings (mode, duration, threads, ...)
+    groups/GROUP/KEY         per-group facts (connections; optional baseline,
+                             sleep_ms, goal_vs, goal_ideal)
     peers/NAME/KEY           per-peer facts (group, ref, status, note, port,
                              version, cmd, setup, app, path, keepalive,
+                             connections, app_threads,
                              rss_idle, rss_after = "KB NPROCS")
     raw/NAME-roundN.txt      wrk --latency output of each measured round
     raw/NAME-roundN.starved  connections never accepted during the round
@@ -92,87 +95,203 @@ def fmt_ratio(v):
     return "-" if v is None else "{:.2f}x".format(v)
 
 
+def fmt_frac(v):
+    return "-" if v is None else "{:.2f}".format(v)
+
+
+def fmt_timeout(ms):
+    return "{:g}s".format(ms / 1000)
+
+
+def fmt_p99(s, timeout_ms):
+    """p99, or ">timeout" when more than 1 % of the responses timed out."""
+    if s.get("p99_over_timeout"):
+        return ">" + fmt_timeout(timeout_ms)
+    return fmt_ms(s.get("p99_ms"))
+
+
 HEADER = ("server", "setup", "keep-alive", "requests/s", "p99", "p50", "RSS after", "procs",
           "ratio req/s", "ratio p99", "")
 RIGHT = {3, 4, 5, 6, 7, 8, 9}
+# A group with a baseline or a sleeping app (blocking) shows timeouts and
+# errors in their own columns, the requests/s answered in time over the
+# baseline's ("vs"), and the fraction of the ideal, instead of the ratios to
+# drover (which stay in the JSON).
+HEADER_VS = ("server", "setup", "keep-alive", "requests/s", "p99", "p50", "timeouts", "errors",
+             "vs %s", "of ideal", "RSS after", "procs", "")
+RIGHT_VS = {3, 4, 5, 6, 7, 8, 9, 10, 11}
 
 
-def row(s, conns):
-    """One table row for server s."""
-    if s["status"] == "skipped":
-        return (s["name"], "skipped") + ("",) * (len(HEADER) - 2)
-    ref = s["reference"]
+def flags(s, conns, with_errors):
     flag = []
-    if s.get("errors"):
+    if with_errors and s.get("errors"):
         flag.append("%d errors" % s["errors"])
     if s.get("starved_connections"):
         flag.append("starved %g/%d" % (s["starved_connections"], conns))
     if s["status"] != "ok":
         flag.append(s["status"])
+    return ", ".join(flag)
+
+
+def row(s, timeout_ms):
+    """One table row for server s, in a section without a baseline."""
+    if s["status"] == "skipped":
+        return (s["name"], "skipped") + ("",) * (len(HEADER) - 2)
+    ref = s["reference"]
     return (
         s["name"],
         s.get("setup") or "",
         s.get("keepalive") or "",
         fmt_rps(s.get("requests_per_sec")),
-        fmt_ms(s.get("p99_ms")),
+        fmt_p99(s, timeout_ms),
         fmt_ms(s.get("p50_ms")),
         fmt_kb(s.get("rss_kb_after")),
         str(s.get("processes") or "-"),
         "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_rps"]),
         "(ref)" if ref == s["name"] else fmt_ratio(s["ratio_p99"]),
-        ", ".join(flag),
+        flags(s, s["connections"], True),
     )
 
 
-def render(meta, servers, by_name, ratios, rounds):
+def row_vs(s, timeout_ms):
+    """One table row for server s, in a section with a baseline or an ideal."""
+    if s["status"] == "skipped":
+        return (s["name"], "skipped") + ("",) * (len(HEADER_VS) - 2)
+    have = s.get("requests_per_sec") is not None
+    return (
+        s["name"],
+        s.get("setup") or "",
+        s.get("keepalive") or "",
+        fmt_rps(s.get("requests_per_sec")),
+        fmt_p99(s, timeout_ms),
+        fmt_ms(s.get("p50_ms")),
+        str(s["timeouts"]) if have else "-",
+        str(s["errors"] - s["timeouts"]) if have else "-",
+        fmt_ratio(s.get("vs_baseline")),
+        fmt_frac(s.get("of_ideal")),
+        fmt_kb(s.get("rss_kb_after")),
+        str(s.get("processes") or "-"),
+        flags(s, s["connections"], False),
+    )
+
+
+def fmt_table(header, rows, right):
+    """Lines of a table: header, rule, rows; columns as wide as their widest cell."""
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+
+    def fmt_row(r):
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+
+    return [fmt_row(header), "  ".join("-" * w for w in widths).rstrip()] + [fmt_row(r) for r in rows]
+
+
+def section_title(g, facts, members):
+    app = members[0].get("app") or ""
+    if app not in ("", "-", "hello.so"):
+        app = "bench/apps/%s.py" % app
+    elif app == "hello.so":
+        app = "examples/hello.so"
+    if facts.get("sleep_ms"):
+        app += " (sleeps %s ms per request)" % facts["sleep_ms"]
+    return "[%s] %s, wrk -c%s GET %s" % (g, app or "-", facts["connections"],
+                                          members[0].get("path") or "/")
+
+
+def goal_lines(g, facts, members, by_name):
+    """The group's goals, checked on its reference (drover) peer."""
+    if not facts.get("goal_vs") and not facts.get("goal_ideal"):
+        return []
+    ref = by_name.get(members[0]["reference"])
+    if ref is None or ref["status"] != "ok" or ref.get("requests_per_sec") is None:
+        return ["goals [%s]: not checked, %s did not run" % (g, members[0]["reference"])]
+    checks = []
+    if facts.get("goal_vs"):
+        checks.append(("%s vs %s" % (ref["name"], facts["baseline"]), ref.get("vs_baseline"),
+                       float(facts["goal_vs"]), fmt_ratio))
+    if facts.get("goal_ideal"):
+        checks.append(("%s of ideal" % ref["name"], ref.get("of_ideal"),
+                       float(facts["goal_ideal"]), fmt_frac))
+    # Timeouts, errors and starved connections fail a goal whatever the rate.
+    spoilers = []
+    if ref.get("timeouts"):
+        spoilers.append("%d timeouts" % ref["timeouts"])
+    if ref["errors"] - ref["timeouts"]:
+        spoilers.append("%d errors" % (ref["errors"] - ref["timeouts"]))
+    if ref.get("starved_connections"):
+        spoilers.append("%g starved connections" % ref["starved_connections"])
+    parts = []
+    for label, value, goal, fmt in checks:
+        if value is None:
+            verdict = "no figure"
+        elif value >= goal and not spoilers:
+            verdict = "met"
+        else:
+            verdict = "NOT met"
+        parts.append("%s %s (goal >= %s): %s" % (label, fmt(value), fmt(goal), verdict))
+    line = "goals [%s]: %s" % (g, "; ".join(parts))
+    if spoilers:
+        line += "; not met while %s has %s" % (ref["name"], ", ".join(spoilers))
+    return [line]
+
+
+def render(meta, groups, servers, by_name, ratios, rounds):
     """The printed table: one section per group, then notes."""
+    timeout_ms = float(meta.get("wrk_timeout_ms") or 2000)
     lines = []
+    conns = sorted({facts["connections"] for facts in groups.values()}, key=int)
     lines.append(
         "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  "
         "%s CPUs shared by wrk and servers"
-        % (meta["mode"], meta["threads"], meta["connections"], meta["duration"], rounds, meta["nproc"])
+        % (meta["mode"], meta["threads"], "/".join(conns), meta["duration"], rounds, meta["nproc"])
     )
     if meta.get("server_cpus") or meta.get("client_cpus"):
         lines.append("pinning: servers on CPUs %s, wrk on CPUs %s"
                      % (meta.get("server_cpus") or "any", meta.get("client_cpus") or "any"))
-    conns = int(meta["connections"])
-    groups = []
-    for s in servers:
-        if s["group"] not in groups:
-            groups.append(s["group"])
-    sections = []
-    for g in groups:
+    notes = []
+    any_plain = any_vs = False
+    for g, facts in groups.items():
         members = [s for s in servers if s["group"] == g]
-        app = members[0].get("app") or ""
-        if app not in ("", "-", "hello.so"):
-            app = "bench/apps/%s.py" % app
-        elif app == "hello.so":
-            app = "examples/hello.so"
-        title = "[%s] %s, wrk GET %s" % (g, app or "-", members[0].get("path") or "/")
-        sections.append((title, [row(s, conns) for s in members]))
-    all_rows = [r for _, rs in sections for r in rs]
-    widths = [max(len(str(r[i])) for r in all_rows + [HEADER]) for i in range(len(HEADER))]
-
-    def fmt_row(r):
-        cells = [str(c).rjust(w) if i in RIGHT else str(c).ljust(w)
-                 for i, (c, w) in enumerate(zip(r, widths))]
-        return "  ".join(cells).rstrip()
-
-    for title, rs in sections:
+        if not members:
+            continue
         lines.append("")
-        lines.append(title)
-        lines.append(fmt_row(HEADER))
-        lines.append("  ".join("-" * w for w in widths).rstrip())
-        lines.extend(fmt_row(r) for r in rs)
+        lines.append(section_title(g, facts, members))
+        if facts.get("baseline") or facts.get("sleep_ms"):
+            any_vs = True
+            header = list(HEADER_VS)
+            header[8] = header[8] % (facts.get("baseline") or "-")
+            lines.extend(fmt_table(tuple(header), [row_vs(s, timeout_ms) for s in members], RIGHT_VS))
+            notes.extend(goal_lines(g, facts, members, by_name))
+            ideals = {}
+            for s in members:
+                if s.get("ideal_rps"):
+                    ideals.setdefault((s["app_threads"], s["ideal_rps"]), []).append(s["name"])
+            for (threads, ideal), names in ideals.items():
+                notes.append("ideal [%s] = app threads / sleep = %d / %.3f s = %s req/s (%s)"
+                             % (g, threads, float(facts["sleep_ms"]) / 1000, fmt_rps(ideal),
+                                ", ".join(names)))
+        else:
+            any_plain = True
+            lines.extend(fmt_table(HEADER, [row(s, timeout_ms) for s in members], RIGHT))
     lines.append("")
-    lines.append("ratio = reference (drover) / server: req/s > 1 means drover is faster; "
-                 "p99 < 1 means drover's p99 is lower.")
+    if any_plain:
+        lines.append("ratio = reference (drover) / server: req/s > 1 means drover is faster; "
+                     "p99 < 1 means drover's p99 is lower.")
+    if any_vs:
+        lines.append("timeouts: responses slower than wrk's %s timeout; wrk counts them in "
+                     "requests/s but leaves them out of its percentiles (p99 shows >%s when they "
+                     "are over 1 %%); errors: connect/read/write errors and non-2xx responses."
+                     % (fmt_timeout(timeout_ms), fmt_timeout(timeout_ms)))
+        lines.append("vs and of ideal count only 2xx responses within the timeout: "
+                     "requests/s x (1 - (timeouts + non-2xx) / requests); vs = server / baseline.")
     lines.append("keep-alive no: the server closes the connection after every response, "
                  "so wrk reconnects for each request.")
     if any(s.get("starved_connections") for s in servers):
-        lines.append("starved N/%d: N connections stayed unaccepted in the listen queue through "
-                     "the round (median); their requests never completed, so requests/s and "
-                     "latency describe only the connections that were served." % conns)
+        lines.append("starved N/C: N of the C connections stayed unaccepted in the listen queue "
+                     "through the round (median); their requests never completed, so requests/s "
+                     "and latency describe only the connections that were served.")
+    lines.extend(notes)
     for key, v in ratios.items():
         lines.append("%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"])))
     for s in servers:
@@ -192,6 +311,13 @@ def main():
     meta = {k: read(os.path.join(meta_dir, k)) for k in sorted(os.listdir(meta_dir))}
     rounds = int(meta["rounds"])
     names = meta["peers"].split()
+    timeout_ms = float(meta.get("wrk_timeout_ms") or 2000)
+    groups = {}
+    for g in meta.get("groups", "").split():
+        gdir = os.path.join(work, "groups", g)
+        keys = os.listdir(gdir) if os.path.isdir(gdir) else []
+        groups[g] = {k: read(os.path.join(gdir, k)) for k in sorted(keys)}
+        groups[g].setdefault("connections", meta["connections"])
 
     servers = []
     by_name = {}
@@ -210,7 +336,10 @@ def main():
             "app": p("app"),
             "path": p("path"),
             "keepalive": p("keepalive"),
+            "connections": int(p("connections") or meta["connections"]),
+            "app_threads": int(p("app_threads")) if p("app_threads").isdigit() else None,
         }
+        groups.setdefault(s["group"], {"connections": str(s["connections"])})
         if s["status"] == "ok" or p("rss_after"):
             runs = []
             for r in range(1, rounds + 1):
@@ -223,7 +352,20 @@ def main():
             s["rounds"] = runs
             s["requests_per_sec"] = median(x["requests_per_sec"] for x in ok)
             s["p50_ms"] = median(x["p50_ms"] for x in ok)
-            s["p99_ms"] = median(x["p99_ms"] for x in ok)
+            # wrk leaves responses slower than its timeout out of the
+            # percentiles: with more than 1 % of them, the real p99 is
+            # above the timeout, whatever wrk prints.
+            for x in ok:
+                x["timeouts"] = x["socket_errors"].get("timeout", 0)
+                x["p99_over_timeout"] = x["timeouts"] > 0.01 * max(x.get("requests") or 0, 1)
+                good = (x.get("requests") or 0) - x["timeouts"] - x["non_2xx_3xx"]
+                x["ok_requests_per_sec"] = (
+                    x["requests_per_sec"] * max(good, 0) / x["requests"] if x.get("requests") else 0.0)
+            p99 = median(float("inf") if x["p99_over_timeout"] else x["p99_ms"] for x in ok)
+            s["p99_over_timeout"] = p99 == float("inf")
+            s["p99_ms"] = None if s["p99_over_timeout"] else p99
+            s["ok_requests_per_sec"] = median(x["ok_requests_per_sec"] for x in ok)
+            s["timeouts"] = sum(x["timeouts"] for x in ok)
             starved = [read(os.path.join(work, "raw", "%s-round%d.starved" % (name, r)))
                        for r in range(1, rounds + 1)]
             starved = [int(x) for x in starved if x.isdigit()]
@@ -251,8 +393,22 @@ def main():
             "p99": s["ratio_p99"],
         }
 
+    # The baseline comparison and the ideal (groups that define them), on
+    # the requests/s answered with 2xx within wrk's timeout.
+    for s in servers:
+        facts = groups.get(s["group"], {})
+        base = by_name.get(facts.get("baseline"))
+        rate = s.get("ok_requests_per_sec")
+        s["vs_baseline"] = s["of_ideal"] = s["ideal_rps"] = None
+        if rate is not None and base is not None and base.get("ok_requests_per_sec"):
+            s["vs_baseline"] = rate / base["ok_requests_per_sec"]
+        if facts.get("sleep_ms") and s.get("app_threads"):
+            s["ideal_rps"] = s["app_threads"] * 1000.0 / float(facts["sleep_ms"])
+            if rate is not None:
+                s["of_ideal"] = rate / s["ideal_rps"]
+
     # ---- table
-    text = render(meta, servers, by_name, ratios, rounds)
+    text = render(meta, groups, servers, by_name, ratios, rounds)
     sys.stdout.write("\n" + text)
 
     # ---- files
@@ -272,6 +428,7 @@ def main():
             "version": meta.get("wrk_version"),
             "threads": int(meta["threads"]),
             "connections": int(meta["connections"]),
+            "timeout_ms": timeout_ms,
             "duration": meta["duration"],
             "warmup": meta["warmup"],
             "rounds": rounds,
@@ -279,13 +436,20 @@ def main():
         },
         "pinning": {"server_cpus": meta.get("server_cpus") or None, "client_cpus": meta.get("client_cpus") or None},
         "python_workers": int(meta.get("workers") or 0) or None,
+        "groups": groups,
         "servers": servers,
         "ratios": ratios,
     }
+    for facts in groups.values():
+        facts["connections"] = int(facts["connections"])
+        for k in ("sleep_ms", "goal_vs", "goal_ideal"):
+            if k in facts:
+                facts[k] = float(facts[k])
     for s in servers:
-        if s.get("requests_per_sec") is not None:
-            s["requests_per_sec"] = round(s["requests_per_sec"], 2)
-        for k in ("ratio_rps", "ratio_p99"):
+        for k in ("requests_per_sec", "ok_requests_per_sec", "ideal_rps"):
+            if s.get(k) is not None:
+                s[k] = round(s[k], 2)
+        for k in ("ratio_rps", "ratio_p99", "vs_baseline", "of_ideal"):
             if s.get(k) is not None:
                 s[k] = round(s[k], 4)
     for v in ratios.values():

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # bench/run.sh: benchmark drover against peer servers with wrk, on loopback.
 #
-#   bench/run.sh [native|wsgi|flask|python|all|PEER...]   (default: native)
+#   bench/run.sh [native|wsgi|flask|python|blocking|all|PEER...]   (default: native)
 #
-#   native  drover (build/examples/hello.so) vs nginx (return 200)
-#   wsgi    bench/apps/hello_wsgi.py on drover, gunicorn (sync and gthread),
-#           uWSGI (--http11-socket, and --http-socket with Connection: close)
-#           and waitress; 2 workers each (waitress: 1 process)
-#   flask   the same servers on bench/apps/flask_app.py, wrk on GET /json
-#   python  wsgi + flask in one run (the comparison of issue 3)
-#   all     every group
-#   PEER... any peer name from PEER_TABLE below (drover, nginx, drover_wsgi,
-#           gunicorn, gunicorn_gthread_flask, ...)
+#   native    drover (build/examples/hello.so) vs nginx (return 200)
+#   wsgi      bench/apps/hello_wsgi.py on drover, gunicorn (sync and gthread),
+#             uWSGI (--http11-socket, and --http-socket with Connection: close)
+#             and waitress; 2 workers each (waitress: 1 process)
+#   flask     the same servers on bench/apps/flask_app.py, wrk on GET /json
+#   python    wsgi + flask in one run (the comparison of issue 3)
+#   blocking  bench/apps/sleep_wsgi.py (sleeps 50 ms) with app threads: drover
+#             2 x 8, gunicorn gthread 2 x 8, uWSGI 2 x 8, waitress 16 threads;
+#             wrk -c 64; reports timeouts, the ratio to gthread and the
+#             fraction of the ideal (app threads / sleep)
+#   all       every group
+#   PEER...   any peer name from PEER_TABLE below (drover, nginx, drover_wsgi,
+#             gunicorn, gunicorn_gthread_flask, ...)
 #
 # All peers are started side by side, warmed up, then measured in interleaved
 # rounds (order reversed every other round); the table shows the median round.
@@ -22,7 +26,11 @@
 #   BENCH_CONNECTIONS [50]  wrk -c                BENCH_THREADS [2]  wrk -t
 #   BENCH_ROUNDS [3]        measured rounds per peer
 #   BENCH_WORKERS [2]       worker processes of each Python peer (not waitress)
-#   BENCH_GTHREAD_THREADS [4]  gunicorn gthread --threads
+#   BENCH_GTHREAD_THREADS [4]  gunicorn gthread --threads (wsgi, flask)
+#   BENCH_BLOCKING_THREADS [8]  app threads per worker in blocking (waitress:
+#                           BENCH_WORKERS x this, in its one process)
+#   BENCH_BLOCKING_CONNECTIONS [64]  wrk -c in blocking
+#   BENCH_SLEEP_MS [50]     how long sleep_wsgi sleeps per request
 #   BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS  taskset -c lists (unset: no pinning)
 #   BENCH_RESULTS_DIR [bench/results]     BENCH_KEEP_WORK=1 keeps the temp dir
 #   DROVER [build/drover]   BENCH_HELLO_SO [build/examples/hello.so]
@@ -43,6 +51,9 @@ THREADS=${BENCH_THREADS:-2}
 ROUNDS=${BENCH_ROUNDS:-3}
 WORKERS=${BENCH_WORKERS:-2}
 GTHREAD_THREADS=${BENCH_GTHREAD_THREADS:-4}
+BLOCKING_THREADS=${BENCH_BLOCKING_THREADS:-8}
+BLOCKING_CONNECTIONS=${BENCH_BLOCKING_CONNECTIONS:-64}
+SLEEP_MS=${BENCH_SLEEP_MS:-50}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-}
 CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
 RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
@@ -53,36 +64,78 @@ START_TIMEOUT=${BENCH_START_TIMEOUT:-15}   # seconds for a server to answer
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-10}     # seconds before SIGKILL
 EXPECTED_BODY='Hello, World!'
 
-# Peer registry. One line per peer:
-#   name    unique; a command-line argument selects it
-#   group   native, wsgi, flask: selects peers together; ratios stay in a group
-#   ref     the drover peer its ratios are computed against
-#   kind    which peer_KIND_* functions start it (below)
-#   app     what it serves: hello.so, or a Python module in bench/apps
-#   path    the URL wrk loads (every app also answers GET / with the hello
-#           body, which is checked before measuring)
-PEER_TABLE="
-drover                  native  drover        drover_native     hello.so    /
-nginx                   native  drover        nginx             -           /
-drover_wsgi             wsgi    drover_wsgi   drover_py         hello_wsgi  /
-gunicorn                wsgi    drover_wsgi   gunicorn_sync     hello_wsgi  /
-gunicorn_gthread        wsgi    drover_wsgi   gunicorn_gthread  hello_wsgi  /
-uwsgi                   wsgi    drover_wsgi   uwsgi_http11      hello_wsgi  /
-uwsgi_close             wsgi    drover_wsgi   uwsgi_close       hello_wsgi  /
-waitress                wsgi    drover_wsgi   waitress          hello_wsgi  /
-drover_flask            flask   drover_flask  drover_py         flask_app   /json
-gunicorn_flask          flask   drover_flask  gunicorn_sync     flask_app   /json
-gunicorn_gthread_flask  flask   drover_flask  gunicorn_gthread  flask_app   /json
-uwsgi_flask             flask   drover_flask  uwsgi_http11      flask_app   /json
-uwsgi_close_flask       flask   drover_flask  uwsgi_close       flask_app   /json
-waitress_flask          flask   drover_flask  waitress          flask_app   /json
-"
-
 source "$BENCH_DIR/lib.sh"
 
-peer_field() {  # peer_field NAME COLUMN (2 group, 3 ref, 4 kind, 5 app, 6 path)
+# The tables below do arithmetic with these: check them first.
+positive() {  # positive VALUE NAME: VALUE is an integer > 0, or die
+    case $1 in ''|*[!0-9]*|0) die "$2 must be a positive integer" ;; esac
+}
+positive "$ROUNDS" BENCH_ROUNDS
+positive "$WORKERS" BENCH_WORKERS
+positive "$THREADS" BENCH_THREADS
+positive "$CONNECTIONS" BENCH_CONNECTIONS
+positive "$GTHREAD_THREADS" BENCH_GTHREAD_THREADS
+positive "$BLOCKING_THREADS" BENCH_BLOCKING_THREADS
+positive "$BLOCKING_CONNECTIONS" BENCH_BLOCKING_CONNECTIONS
+positive "$SLEEP_MS" BENCH_SLEEP_MS
+[ "$CONNECTIONS" -ge "$THREADS" ] || die "BENCH_CONNECTIONS must be >= BENCH_THREADS"
+[ "$BLOCKING_CONNECTIONS" -ge "$THREADS" ] || die "BENCH_BLOCKING_CONNECTIONS must be >= BENCH_THREADS"
+export BENCH_SLEEP_MS=$SLEEP_MS   # read by bench/apps/sleep_wsgi.py in every server
+
+# Peer registry. One line per peer:
+#   name     unique; a command-line argument selects it
+#   group    a line of GROUP_TABLE: selects peers together; ratios stay in a group
+#   ref      the drover peer its ratios are computed against
+#   kind     which peer_KIND_* functions start it (below)
+#   app      what it serves: hello.so, or a Python module in bench/apps
+#   path     the URL wrk loads (every app also answers GET / with the hello
+#            body, which is checked before measuring)
+#   threads  app threads of each worker process (waitress: of its one
+#            process), given on its command line; - where it has none (nginx)
+PEER_TABLE="
+drover                  native    drover           drover_native     hello.so    /      1
+nginx                   native    drover           nginx             -           /      -
+drover_wsgi             wsgi      drover_wsgi      drover_py         hello_wsgi  /      1
+gunicorn                wsgi      drover_wsgi      gunicorn_sync     hello_wsgi  /      1
+gunicorn_gthread        wsgi      drover_wsgi      gunicorn_gthread  hello_wsgi  /      $GTHREAD_THREADS
+uwsgi                   wsgi      drover_wsgi      uwsgi_http11      hello_wsgi  /      1
+uwsgi_close             wsgi      drover_wsgi      uwsgi_close       hello_wsgi  /      1
+waitress                wsgi      drover_wsgi      waitress          hello_wsgi  /      4
+drover_flask            flask     drover_flask     drover_py         flask_app   /json  1
+gunicorn_flask          flask     drover_flask     gunicorn_sync     flask_app   /json  1
+gunicorn_gthread_flask  flask     drover_flask     gunicorn_gthread  flask_app   /json  $GTHREAD_THREADS
+uwsgi_flask             flask     drover_flask     uwsgi_http11      flask_app   /json  1
+uwsgi_close_flask       flask     drover_flask     uwsgi_close       flask_app   /json  1
+waitress_flask          flask     drover_flask     waitress          flask_app   /json  4
+drover_blocking         blocking  drover_blocking  drover_py         sleep_wsgi  /      $BLOCKING_THREADS
+gunicorn_blocking       blocking  drover_blocking  gunicorn_gthread  sleep_wsgi  /      $BLOCKING_THREADS
+waitress_blocking       blocking  drover_blocking  waitress          sleep_wsgi  /      $((WORKERS * BLOCKING_THREADS))
+uwsgi_blocking          blocking  drover_blocking  uwsgi_close       sleep_wsgi  /      $BLOCKING_THREADS
+"
+
+# Groups, in the order "all" runs them. One line per group:
+#   group        the name that selects its peers (bench/run.sh GROUP)
+#   connections  wrk -c for its peers
+#   baseline     the peer every other one is compared with in the "vs" column
+#                (requests/s answered in time over the baseline's), or -
+#   sleep_ms     how long its app sleeps per request, or -: then the report
+#                shows the fraction of the ideal, app threads / sleep
+#   goal_vs      the ref peer's "vs" figure that the group's issue asks for, or -
+#   goal_ideal   the ref peer's fraction of the ideal asked for, or -
+GROUP_TABLE="
+native    $CONNECTIONS           -                  -          -     -
+wsgi      $CONNECTIONS           -                  -          -     -
+flask     $CONNECTIONS           -                  -          -     -
+blocking  $BLOCKING_CONNECTIONS  gunicorn_blocking  $SLEEP_MS  1.10  0.95
+"
+
+peer_field() {  # peer_field NAME COLUMN (2 group, 3 ref, 4 kind, 5 app, 6 path, 7 threads)
     awk -v n="$1" -v c="$2" '$1 == n { print $c }' <<<"$PEER_TABLE"
 }
+group_field() {  # group_field GROUP COLUMN (2 connections, 3 baseline, 4 sleep_ms, 5 goal_vs, 6 goal_ideal)
+    awk -v g="$1" -v c="$2" '$1 == g { print $c }' <<<"$GROUP_TABLE"
+}
+peer_threads() { peer_field "$1" 7; }
 
 # peer_call NAME ACTION: run peer_KIND_ACTION NAME APP if it is defined
 # (status 127 when it is not).
@@ -95,7 +148,7 @@ peer_call() {
 peer_has() { declare -F "peer_$(peer_field "$1" 4)_$2" >/dev/null; }
 
 # ---------------------------------------------------------------- arguments
-usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,38s/^# \{0,1\}//p' "$0"; }
 [ $# -eq 0 ] && set -- native
 MODE=$*
 SELECTED=()
@@ -107,11 +160,12 @@ select_group() {
 for arg in "$@"; do
     case $arg in
     -h|--help) usage; exit 0 ;;
-    all) for g in native wsgi flask; do select_group "$g"; done ;;
+    all) mapfile -t all_groups < <(awk 'NF { print $1 }' <<<"$GROUP_TABLE")
+         for g in "${all_groups[@]}"; do select_group "$g"; done ;;
     python) select_group wsgi; select_group flask ;;
     *)  arg=${arg//-/_}
-        if [ -n "$(awk -v g="$arg" '$2 == g { print $1; exit }' <<<"$PEER_TABLE")" ]; then
-            select_group "$arg"                           # a group: native, wsgi, flask
+        if [ -n "$(group_field "$arg" 1)" ]; then
+            select_group "$arg"                           # a group: native, wsgi, ...
         elif [ -n "$(peer_field "$arg" 1)" ]; then
             SELECTED+=("$arg")                            # one peer
         else
@@ -127,10 +181,6 @@ for p in "${SELECTED[@]}"; do
     seen[$p]=1
 done
 
-case $ROUNDS in ''|*[!0-9]*|0) die "BENCH_ROUNDS must be a positive integer" ;; esac
-case $WORKERS in ''|*[!0-9]*|0) die "BENCH_WORKERS must be a positive integer" ;; esac
-case $THREADS$CONNECTIONS$GTHREAD_THREADS in *[!0-9]*) die "BENCH_THREADS/BENCH_CONNECTIONS/BENCH_GTHREAD_THREADS must be integers" ;; esac
-[ "$CONNECTIONS" -ge "$THREADS" ] || die "BENCH_CONNECTIONS must be >= BENCH_THREADS"
 command -v "$WRK" >/dev/null || die "wrk not found (tools/install-deps.sh bench)"
 [ -x "$PY" ] || die "$PY not found (set BENCH_PYTHON)"
 command -v setsid >/dev/null || die "setsid not found (util-linux)"
@@ -177,6 +227,7 @@ peer_drover_native_version() { "$DROVER" --version 2>&1 | head -n 1; }
 peer_drover_native_start() {
     start_bg "$1" "$DROVER" --bind 127.0.0.1:0 "$HELLO_SO:hello_app"
     setp "$1" setup "1 worker (default)"
+    setp "$1" app_threads 1
     PORT[$1]=$(wait_log_port "$1") || return 1
 }
 
@@ -207,7 +258,9 @@ python_check() {
 }
 
 # drover serving a Python app through its embedded CPython: master + WORKERS
-# workers, preload (the default), keep-alive (the default, 2 s idle).
+# workers x the peer's threads, preload (the default), keep-alive (the
+# default, 2 s idle). --threads is only given when it is not 1 (the default),
+# so that the wsgi and flask rows also run on builds from before --threads.
 peer_drover_py_check() {
     local out
     [ -x "$DROVER" ] || { echo "$DROVER missing; build it: cmake -S . -B build && cmake --build build -j2"; return 1; }
@@ -221,8 +274,17 @@ peer_drover_py_check() {
 }
 peer_drover_py_version() { peer_drover_native_version; }
 peer_drover_py_start() {
-    start_bg "$1" env PYTHONPATH="$APPS" "$DROVER" --workers "$WORKERS" --bind 127.0.0.1:0 "$2:app"
-    setp "$1" setup "$WORKERS workers, preload"
+    local threads
+    threads=$(peer_threads "$1")
+    if [ "$threads" = 1 ]; then
+        start_bg "$1" env PYTHONPATH="$APPS" "$DROVER" --workers "$WORKERS" --bind 127.0.0.1:0 "$2:app"
+        setp "$1" setup "$WORKERS workers, preload"
+    else
+        start_bg "$1" env PYTHONPATH="$APPS" "$DROVER" --workers "$WORKERS" --threads "$threads" \
+            --bind 127.0.0.1:0 "$2:app"
+        setp "$1" setup "$WORKERS workers x $threads threads, preload"
+    fi
+    setp "$1" app_threads $((WORKERS * threads))
     PORT[$1]=$(wait_log_port "$1") || return 1
 }
 
@@ -238,22 +300,28 @@ peer_gunicorn_sync_start() {
     start_bg "$1" "$PY" -m gunicorn --workers "$WORKERS" --bind "127.0.0.1:${PORT[$1]}" \
         --chdir "$APPS" --log-level warning "$2:app"
     setp "$1" setup "$WORKERS sync workers"
+    setp "$1" app_threads "$WORKERS"
 }
 
-# gunicorn gthread: master + WORKERS workers x GTHREAD_THREADS threads,
-# keep-alive (its default, 2 s).
+# gunicorn gthread: master + WORKERS workers x the peer's threads
+# (BENCH_GTHREAD_THREADS, or BENCH_BLOCKING_THREADS in blocking), keep-alive
+# (its default, 2 s).
 peer_gunicorn_gthread_check() { peer_gunicorn_sync_check "$@"; }
 peer_gunicorn_gthread_version() { peer_gunicorn_sync_version; }
 peer_gunicorn_gthread_start() {
+    local threads
+    threads=$(peer_threads "$1")
     PORT[$1]=$(free_port)
     start_bg "$1" "$PY" -m gunicorn --workers "$WORKERS" --worker-class gthread \
-        --threads "$GTHREAD_THREADS" --bind "127.0.0.1:${PORT[$1]}" \
+        --threads "$threads" --bind "127.0.0.1:${PORT[$1]}" \
         --chdir "$APPS" --log-level warning "$2:app"
-    setp "$1" setup "$WORKERS gthread workers x $GTHREAD_THREADS threads"
+    setp "$1" setup "$WORKERS gthread workers x $threads threads"
+    setp "$1" app_threads $((WORKERS * threads))
 }
 
-# uWSGI: master + WORKERS processes x 1 thread, its native HTTP parser (no
-# router process). --die-on-term: SIGTERM stops it instead of reloading.
+# uWSGI: master + WORKERS processes x the peer's threads (1, or
+# BENCH_BLOCKING_THREADS in blocking), its native HTTP parser (no router
+# process). --die-on-term: SIGTERM stops it instead of reloading.
 #   uwsgi_http11  --http11-socket: keep-alive. A worker keeps reading from its
 #                 connection until the client goes idle (socket-timeout, 4 s),
 #                 so under wrk each worker serves ONE connection for the whole
@@ -262,7 +330,10 @@ peer_gunicorn_gthread_start() {
 #                 them out of requests/s and latency.
 #   uwsgi_close   --http-socket: closes the connection after each response
 #                 (like gunicorn sync); "Connection: close" is added so that
-#                 wrk does not count the closes as read errors.
+#                 wrk does not count the closes as read errors. With threads,
+#                 each thread accepts and serves one connection at a time;
+#                 --http11-socket would starve all but WORKERS x threads of
+#                 the connections the same way, so blocking uses this one.
 uwsgi_check() {
     command -v uwsgi >/dev/null || { echo "uwsgi not found (tools/install-deps.sh bench)"; return 1; }
     [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || { echo "uwsgi python3 plugin missing (uwsgi-plugin-python3)"; return 1; }
@@ -270,27 +341,40 @@ uwsgi_check() {
 }
 uwsgi_version() { echo "uWSGI $(uwsgi --version 2>&1 | head -n 1)"; }
 uwsgi_start() {  # uwsgi_start NAME APP SOCKET-OPTION [EXTRA...]
-    local name=$1 app=$2 opt=$3; shift 3
+    local name=$1 app=$2 opt=$3 threads
+    shift 3
+    threads=$(peer_threads "$name")
     PORT[$name]=$(free_port)
-    start_bg "$name" uwsgi --plugin python3 --master --processes "$WORKERS" --threads 1 \
+    start_bg "$name" uwsgi --plugin python3 --master --processes "$WORKERS" --threads "$threads" \
         "$opt" "127.0.0.1:${PORT[$name]}" "$@" \
         --chdir "$APPS" --wsgi-file "$app.py" --callable app --need-app \
         --die-on-term --disable-logging
+    setp "$name" app_threads $((WORKERS * threads))
+}
+uwsgi_setup() {  # uwsgi_setup NAME SOCKET-OPTION: the report's setup column
+    local threads
+    threads=$(peer_threads "$1")
+    if [ "$threads" = 1 ]; then
+        setp "$1" setup "$WORKERS processes, $2"
+    else
+        setp "$1" setup "$WORKERS processes x $threads threads, $2"
+    fi
 }
 peer_uwsgi_http11_check() { uwsgi_check "$2"; }
 peer_uwsgi_http11_version() { uwsgi_version; }
 peer_uwsgi_http11_start() {
     uwsgi_start "$1" "$2" --http11-socket
-    setp "$1" setup "$WORKERS processes, --http11-socket"
+    uwsgi_setup "$1" --http11-socket
 }
 peer_uwsgi_close_check() { uwsgi_check "$2"; }
 peer_uwsgi_close_version() { uwsgi_version; }
 peer_uwsgi_close_start() {
     uwsgi_start "$1" "$2" --http-socket --add-header "Connection: close"
-    setp "$1" setup "$WORKERS processes, --http-socket"
+    uwsgi_setup "$1" --http-socket
 }
 
-# waitress: ONE process (it has no worker processes), its default 4 threads,
+# waitress: ONE process (it has no worker processes) x the peer's threads
+# (4, its default; BENCH_WORKERS x BENCH_BLOCKING_THREADS in blocking),
 # keep-alive.
 peer_waitress_check() {
     "$PY" -c 'import waitress' 2>/dev/null || { echo "waitress not importable by $PY (python3-waitress)"; return 1; }
@@ -300,10 +384,13 @@ peer_waitress_version() {
     "$PY" -c 'from importlib.metadata import version; print("waitress", version("waitress"))' 2>/dev/null || echo waitress
 }
 peer_waitress_start() {
+    local threads
+    threads=$(peer_threads "$1")
     PORT[$1]=$(free_port)
     start_bg "$1" env PYTHONPATH="$APPS" "$PY" -m waitress \
-        --listen="127.0.0.1:${PORT[$1]}" "$2:app"
-    setp "$1" setup "1 process, 4 threads (default)"
+        --listen="127.0.0.1:${PORT[$1]}" --threads="$threads" "$2:app"
+    setp "$1" setup "1 process, $threads threads"
+    setp "$1" app_threads "$threads"
 }
 
 # -------------------------------------------------------------------- run
@@ -337,12 +424,32 @@ setm git_dirty "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/
 setm started_at "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
 setm loadavg_before "$LOADAVG"
+setm wrk_timeout_ms 2000   # wrk's default --timeout, which we keep
+
+# The selected groups, in order, with their facts for the report; CONN_DESC
+# says which wrk -c each one gets ("50", or "50 (wsgi), 64 (blocking)").
+GROUPS_RUN=()
+for name in "${PEERS[@]}"; do
+    g=$(peer_field "$name" 2)
+    case " ${GROUPS_RUN[*]} " in *" $g "*) ;; *) GROUPS_RUN+=("$g") ;; esac
+done
+CONN_DESC=
+for g in "${GROUPS_RUN[@]}"; do
+    setg "$g" connections "$(group_field "$g" 2)"
+    for key in 3:baseline 4:sleep_ms 5:goal_vs 6:goal_ideal; do
+        v=$(group_field "$g" "${key%%:*}")
+        [ "$v" = - ] || setg "$g" "${key#*:}" "$v"
+    done
+    CONN_DESC+="${CONN_DESC:+, }$(group_field "$g" 2) ($g)"
+done
+[ ${#GROUPS_RUN[@]} -gt 1 ] || CONN_DESC=$(group_field "${GROUPS_RUN[0]}" 2)
+setm groups "${GROUPS_RUN[*]}"
 
 say "mode: $MODE; peers: ${PEERS[*]}"
 case ${LOADAVG%% *} in 0.[0-4]*|"") ;;
 *) say "warning: load average is $LOADAVG before starting; other work (or a run that just ended) is using the CPUs; expect noise" ;;
 esac
-say "wrk --latency -t $THREADS -c $CONNECTIONS -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $(nproc) CPUs shared by client and servers"
+say "wrk --latency -t $THREADS -c $CONN_DESC -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $(nproc) CPUs shared by client and servers"
 
 RUNNING=()
 FAILED=0
@@ -351,6 +458,7 @@ for name in "${PEERS[@]}"; do
     setp "$name" ref "$(peer_field "$name" 3)"
     setp "$name" app "$(peer_field "$name" 5)"
     setp "$name" path "$(peer_field "$name" 6)"
+    setp "$name" connections "$(group_field "$(peer_field "$name" 2)" 2)"
     if peer_has "$name" check; then
         if ! why=$(peer_call "$name" check 2>&1); then
             say "skipping $name: $why"
@@ -392,8 +500,9 @@ fi
 # between) are counted into it.
 WRK_PID=
 run_wrk() {
-    local rc=0 ms a b
-    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$CONNECTIONS" -d "$2" \
+    local rc=0 ms a b conns
+    conns=$(group_field "$(peer_field "$1" 2)" 2)
+    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$conns" -d "$2" \
         "http://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)" </dev/null >"$3" 2>&1 9>&- &
     WRK_PID=$!
     if [ -n "${4:-}" ] && [ "$HAVE_SS" = 1 ]; then
