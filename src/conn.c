@@ -454,6 +454,23 @@ static void start_job(struct drv_conn *c, drv_job_cb run)
     drv_pool_submit(set->pool, &c->job);
 }
 
+size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
+                         uint64_t limit_ms,
+                         void (*each)(void *arg,
+                                      const struct drover_request *req,
+                                      uint64_t ms),
+                         void *arg)
+{
+    size_t n = 0;
+    for (const struct drv_conn *c = set->oldest; c; c = c->newer) {
+        if (now_ms < c->dispatched_ms || now_ms - c->dispatched_ms <= limit_ms)
+            break; /* dispatch order: the rest are younger */
+        each(arg, &c->http.req.view, now_ms - c->dispatched_ms);
+        n++;
+    }
+    return n;
+}
+
 static void run_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;

@@ -66,6 +66,15 @@ void drv_conn_accept(struct drv_conns *set, int fd,
 void drv_conns_close_idle(struct drv_conns *set);
 /* Close every connection at once. */
 void drv_conns_close_all(struct drv_conns *set);
+/* Each request an app thread has had for longer than `limit_ms` at
+ * `now_ms`, oldest first: each(arg, request, milliseconds). Returns how
+ * many. */
+size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
+                         uint64_t limit_ms,
+                         void (*each)(void *arg,
+                                      const struct drover_request *req,
+                                      uint64_t ms),
+                         void *arg);
 /* Free the connections closed since the last call. Call it between loop
  * iterations (an ev_prepare), never from a connection's own callback. */
 void drv_conns_reap(struct drv_conns *set);

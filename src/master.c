@@ -465,7 +465,17 @@ static void check_timeouts(struct master *m)
             continue;
         uint64_t busy = drv_slot_load(&slot->busy_since_ms);
         uint64_t beat = drv_slot_load(&slot->heartbeat_ms);
-        if (busy && now > busy && now - busy > limit) {
+        uint64_t named = drv_slot_load(&slot->overdue);
+        if (named) {
+            drv_critical("WORKER TIMEOUT (pid: %d): worker %u: aborting it "
+                         "for the %llu request(s) named above",
+                         slot->pid, slot->number, (unsigned long long)named);
+        } else if (busy && now > busy && now - busy > limit) {
+            /* A worker with app threads names its requests itself, unless
+             * its loop is stuck too. */
+            if (m->s->threads > 1 && now - busy <= limit +
+                DRV_SLOT_OVERDUE_GRACE_MS && now - beat < limit)
+                continue;
             drv_critical("WORKER TIMEOUT (pid: %d): worker %u has served "
                          "'%.*s' for %.1f s",
                          slot->pid, slot->number, DRV_SLOT_REQUEST_MAX,

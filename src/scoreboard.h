@@ -36,6 +36,10 @@ enum drv_slot_state {
 };
 
 #define DRV_SLOT_REQUEST_MAX 192
+/* With app threads the worker's loop names every request past --timeout
+ * itself (the master sees only the oldest); the master waits this long
+ * past the limit for it to do so before acting alone. */
+#define DRV_SLOT_OVERDUE_GRACE_MS 1500
 
 struct drv_slot {
     /* master-owned */
@@ -54,6 +58,7 @@ struct drv_slot {
     /* worker-owned */
     uint64_t heartbeat_ms; /* loop's last beat (CLOCK_MONOTONIC) */
     uint64_t busy_since_ms; /* app call under way since, 0 = idle */
+    uint64_t overdue;    /* requests the worker named as past --timeout */
     uint64_t requests;
     uint64_t bytes;
     uint64_t status[6]; /* responses by class: [1] 1xx ... [5] 5xx, [0] other */

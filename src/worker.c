@@ -132,7 +132,20 @@ static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
         drv_slot_store(&w->slot->heartbeat_ms, drv_now_ms());
 }
 
-/* Wakes an idle loop so it beats, and notices an orphaned worker. */
+static void name_overdue(void *arg, const struct drover_request *req,
+                         uint64_t ms)
+{
+    const struct drv_worker *w = arg;
+    drv_critical("WORKER TIMEOUT (pid: %d): worker %u has served "
+                 "'%.*s %.*s %.*s' for %.1f s", (int)getpid(),
+                 w->slot->number, (int)req->method.len, req->method.ptr,
+                 (int)req->target.len, req->target.ptr,
+                 (int)req->version.len, req->version.ptr, (double)ms / 1000);
+}
+
+/* Wakes an idle loop so it beats, and notices an orphaned worker. With
+ * app threads the loop keeps running while requests overrun --timeout:
+ * it names each of them (the master then aborts the worker). */
 static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
@@ -141,6 +154,14 @@ static void on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     if (w->master_pid && getppid() != w->master_pid && !w->stopping) {
         drv_warn("master (pid %d) is gone: stopping", (int)w->master_pid);
         drv_worker_stop(w);
+    }
+    double limit = w->settings->timeout;
+    if (w->conns.pool && w->slot && limit > 0 &&
+        !drv_slot_load(&w->slot->overdue)) {
+        size_t n = drv_conns_overdue(&w->conns, drv_now_ms(),
+                                     (uint64_t)(limit * 1000), name_overdue,
+                                     w);
+        drv_slot_store(&w->slot->overdue, n);
     }
 }
 

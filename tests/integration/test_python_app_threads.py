@@ -203,10 +203,16 @@ def test_a_request_past_the_timeout_on_a_thread_is_named_and_its_stack_shown(
     srv = drover("-w", "1", "--threads", "4", "--timeout", "2",
                  "threads_app:app", cwd=APPS)
     wait_workers(srv, 1)
-    with RawConn(srv.port, timeout=10) as c:
-        c.send(request("GET", "/sleep?s=30"))
-        srv.wait_log(r"WORKER TIMEOUT \(pid: \d+\): worker \d has served "
-                     r"'GET /sleep\?s=30 HTTP/1.1' for \d")
+    with RawConn(srv.port, timeout=10) as a, RawConn(srv.port, timeout=10) as b:
+        a.send(request("GET", "/sleep?s=30"))
+        time.sleep(0.2)
+        b.send(request("GET", "/sleep?s=31"))
+        # Every request past the timeout is named, not only the oldest.
+        for s in (30, 31):
+            srv.wait_log(r"WORKER TIMEOUT \(pid: \d+\): worker \d has served "
+                         rf"'GET /sleep\?s={s} HTTP/1.1' for 2\.\d s")
+        srv.wait_log(r"WORKER TIMEOUT \(pid: \d+\): worker 1: aborting it "
+                     r"for the 2 request\(s\) named above")
         srv.wait_log(r'File ".*threads_app.py", line \d+ in app')
     wait_workers(srv, 1)
     wait_for(lambda: get(srv.port, "/").status == 200, what="a new worker")
