@@ -373,14 +373,24 @@ static void close_source_later(void *arg,
     drv_pool_submit(c->set->pool, &cj->job);
 }
 
+static void on_call_job(struct drv_job *job);
+
+/* An app call: nothing of its response is on the wire until the job is
+ * done (a pull job's response has begun). */
+static bool in_call(const struct drv_conn *c)
+{
+    return c->state == C_APP && c->job.run == on_call_job;
+}
+
 /* The scoreboard slot shows the oldest job in flight. */
 static void show_oldest(struct drv_conns *set)
 {
     if (!set->slot)
         return;
-    if (set->oldest)
-        drv_slot_busy_since(set->slot, &set->oldest->http.req.view,
-                            set->oldest->dispatched_ms);
+    struct drv_conn *c = set->oldest;
+    if (c)
+        drv_slot_busy_since(set->slot, &c->http.req.view, c->dispatched_ms,
+                            in_call(c) ? c->fd : -1);
     else
         drv_slot_idle(set->slot);
 }
@@ -465,7 +475,12 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
     for (const struct drv_conn *c = set->oldest; c; c = c->newer) {
         if (now_ms < c->dispatched_ms || now_ms - c->dispatched_ms <= limit_ms)
             break; /* dispatch order: the rest are younger */
-        each(arg, &c->http.req.view, now_ms - c->dispatched_ms);
+        const struct drover_request *req = &c->http.req.view;
+        each(arg, req, now_ms - c->dispatched_ms);
+        /* The loop does not write to a connection in the app (C_APP), so
+         * the answer cannot interleave with anything. */
+        if (in_call(c))
+            drv_response_send_timeout(c->fd, c->http.req.is_head);
         n++;
     }
     return n;
@@ -486,7 +501,7 @@ static void run_app(struct drv_conn *c)
         return;
     }
     if (set->slot)
-        drv_slot_busy(set->slot, &req->view);
+        drv_slot_busy(set->slot, &req->view, c->fd);
     call_app(c);
     if (set->slot)
         drv_slot_idle(set->slot);

@@ -67,8 +67,9 @@ void drv_conns_close_idle(struct drv_conns *set);
 /* Close every connection at once. */
 void drv_conns_close_all(struct drv_conns *set);
 /* Each request an app thread has had for longer than `limit_ms` at
- * `now_ms`, oldest first: each(arg, request, milliseconds). Returns how
- * many. */
+ * `now_ms`, oldest first: each(arg, request, milliseconds), then the
+ * client gets a 504 if none of the response was sent (the worker is about
+ * to be aborted: see drv_response_send_timeout). Returns how many. */
 size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
                          uint64_t limit_ms,
                          void (*each)(void *arg,

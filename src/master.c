@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "notify.h"
 #include "proctitle.h"
 #include "reexec.h"
+#include "response.h"
 #include "scoreboard.h"
 #include "worker.h"
 
@@ -427,6 +429,37 @@ static void reap(struct master *m)
     }
 }
 
+/*
+ * The client of a request past --timeout gets a 504 rather than a dropped
+ * connection. The worker is stuck in the app and cannot be trusted to
+ * write it, so the master takes a copy of the client socket out of the
+ * worker (pidfd_getfd(2), Linux 5.6: allowed to a parent over its child
+ * of the same user, or with CAP_SYS_PTRACE) and answers on it before the
+ * abort. Where the kernel refuses, the connection is dropped as before.
+ */
+static void answer_timed_out(const struct drv_slot *slot)
+{
+    uint64_t fd1 = drv_slot_load(&slot->busy_fd);
+    if (!fd1)
+        return;
+    int pidfd = (int)syscall(SYS_pidfd_open, slot->pid, 0);
+    int fd = pidfd < 0 ? -1
+                       : (int)syscall(SYS_pidfd_getfd, pidfd, (int)(fd1 - 1), 0);
+    int err = errno;
+    if (pidfd >= 0)
+        close(pidfd);
+    if (fd < 0) {
+        drv_debug("cannot answer the timed-out request with a 504: "
+                  "pidfd_getfd: %s", strerror(err));
+        return;
+    }
+    bool head = strncmp(slot->request, "HEAD ", 5) == 0;
+    int rc = drv_response_send_timeout(fd, head);
+    if (rc < 0)
+        drv_debug("504 to the timed-out request: %s", strerror(-rc));
+    close(fd);
+}
+
 static void check_timeouts(struct master *m)
 {
     uint64_t now = drv_now_ms();
@@ -480,6 +513,7 @@ static void check_timeouts(struct master *m)
                          "'%.*s' for %.1f s",
                          slot->pid, slot->number, DRV_SLOT_REQUEST_MAX,
                          slot->request, (double)(now - busy) / 1000);
+            answer_timed_out(slot);
         } else if (!busy && now > beat && now - beat > limit) {
             drv_critical("WORKER TIMEOUT (pid: %d): worker %u's loop has "
                          "not run for %.1f s",

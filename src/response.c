@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -548,4 +550,18 @@ size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
         return 0;
     drv_buf_append(out, body, len);
     return len;
+}
+
+int drv_response_send_timeout(int fd, bool head_only)
+{
+    drv_response_clock(time(NULL));
+    struct drv_buf out = {0};
+    drv_response_simple(&out, 504, "The request took too long and was "
+                        "stopped (--timeout).\n", false, false, head_only);
+    ssize_t n = send(fd, drv_buf_data(&out), drv_buf_size(&out),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    int rc = n < 0 ? -errno : (size_t)n < drv_buf_size(&out) ? -EAGAIN : 0;
+    drv_buf_free(&out);
+    shutdown(fd, SHUT_WR);
+    return rc;
 }

@@ -200,6 +200,16 @@ static inline bool drv_response_keeps_alive(const struct drv_response *r)
 size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
                            bool keep_alive, bool http10, bool head_only);
 
+/*
+ * A request the worker will not finish (--timeout): send a complete "504
+ * Gateway Timeout" with Connection: close straight to the client socket
+ * `fd` and shut its sending side, so the client gets an answer and an
+ * end even while another copy of the socket stays open in a stuck
+ * process. Only for a request none of whose response was sent. Never
+ * blocks. Returns 0, or -errno.
+ */
+int drv_response_send_timeout(int fd, bool head_only);
+
 /* The standard reason phrase for a status, "Unknown" if none. */
 const char *drv_status_reason(int status);
 

@@ -83,14 +83,17 @@ struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb)
     return NULL;
 }
 
-void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req)
+void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req,
+                   int fd)
 {
-    drv_slot_busy_since(slot, req, drv_now_ms());
+    drv_slot_busy_since(slot, req, drv_now_ms(), fd);
 }
 
 void drv_slot_busy_since(struct drv_slot *slot,
-                         const struct drover_request *req, uint64_t since_ms)
+                         const struct drover_request *req, uint64_t since_ms,
+                         int fd)
 {
+    drv_slot_store(&slot->busy_fd, fd >= 0 ? (uint64_t)fd + 1 : 0);
     snprintf(slot->request, sizeof(slot->request), "%.*s %.*s %.*s",
              (int)req->method.len, req->method.ptr, (int)req->target.len,
              req->target.ptr, (int)req->version.len, req->version.ptr);
@@ -100,6 +103,7 @@ void drv_slot_busy_since(struct drv_slot *slot,
 void drv_slot_idle(struct drv_slot *slot)
 {
     drv_slot_store(&slot->busy_since_ms, 0);
+    drv_slot_store(&slot->busy_fd, 0);
 }
 
 void drv_slot_count(struct drv_slot *slot, int status, uint64_t bytes)

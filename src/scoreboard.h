@@ -6,8 +6,9 @@
  * so the new image still sees the old generation). One slot per worker,
  * padded to whole cache lines so that workers never share a line.
  *
- * A worker writes only its own slot's worker-owned fields (and its state,
- * once, from BOOTING to READY); the master reads every slot on its timer
+ * A worker writes only its own slot's worker-owned fields (and its state:
+ * BOOTING to READY once booted, READY to STOPPING when it retires on its
+ * own); the master reads every slot on its timer
  * and writes the master-owned fields. Fields are written
  * and read with relaxed atomics: the master needs recent values, not a
  * consistent snapshot (a torn request line in a log message is harmless).
@@ -16,7 +17,9 @@
  *   FREE      no process
  *   BOOTING   forked; loading the app (without preload) or setting up
  *   READY     accepting and serving
- *   STOPPING  told to stop (graceful or timeout kill); not replaced
+ *   STOPPING  told to stop (graceful or timeout kill), or retiring on
+ *             its own (max_requests, max_worker_memory): it no longer
+ *             counts, so the master starts a replacement at once
  */
 #ifndef DRV_SCOREBOARD_H
 #define DRV_SCOREBOARD_H
@@ -58,6 +61,8 @@ struct drv_slot {
     /* worker-owned */
     uint64_t heartbeat_ms; /* loop's last beat (CLOCK_MONOTONIC) */
     uint64_t busy_since_ms; /* app call under way since, 0 = idle */
+    uint64_t busy_fd;    /* that call's client socket + 1, 0 = none: the
+                            master answers it 504 if it times out */
     uint64_t overdue;    /* requests the worker named as past --timeout */
     uint64_t requests;
     uint64_t bytes;
@@ -126,14 +131,17 @@ static inline uint64_t drv_slot_load(const uint64_t *field)
     return __atomic_load_n(field, __ATOMIC_RELAXED);
 }
 
-/* Record that the app is being called for `req` (its request line is
- * kept for the master's timeout message). */
-void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req);
+/* Record that the app is being called for `req` on client socket `fd`
+ * (-1: do not answer it on a timeout). Its request line is kept for the
+ * master's timeout message; nothing of its response has been sent. */
+void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req,
+                   int fd);
 
 /* The same, for an app call under way since `since_ms` (drv_now_ms):
  * with app threads the slot shows the oldest call in flight. */
 void drv_slot_busy_since(struct drv_slot *slot,
-                         const struct drover_request *req, uint64_t since_ms);
+                         const struct drover_request *req, uint64_t since_ms,
+                         int fd);
 
 /* The app call is over. */
 void drv_slot_idle(struct drv_slot *slot);

@@ -226,6 +226,14 @@ static const struct row rows[] = {
                 "max_requests, so that workers do not all restart at once.",
     },
     {
+        .name = "max_worker_memory", .flags = {"--max-worker-memory"},
+        .type = T_LONG, .def = "0", .min = 0, .max = 1L << 30,
+        .metavar = "MB", .group = "Workers", .off = OFF(max_worker_memory),
+        .help = "Restart a worker, gracefully as with max_requests, when "
+                "its resident memory passes this many megabytes (MiB) "
+                "after a request. 0 disables the check.",
+    },
+    {
         .name = "preload", .flags = {"--preload"}, .type = T_BOOL,
         .def = "true", .group = "Workers", .off = OFF(preload),
         .help = "Load the app once in the master before forking the "

@@ -57,6 +57,7 @@ struct drv_settings {
     struct drv_strlist forwarded_allow_ips; /* trusted proxies: IP, NET/BITS, * */
     long max_requests;          /* 0 = never recycle */
     long max_requests_jitter;
+    long max_worker_memory;     /* MiB of resident memory, 0 = no limit */
     bool preload;
     int limit_request_line;
     int limit_request_fields;

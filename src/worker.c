@@ -5,7 +5,9 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -241,6 +243,16 @@ void drv_worker_retire(struct drv_worker *w)
     stop(w, false, false);
 }
 
+/* The worker retires on its own (max_requests, max_worker_memory): its
+ * slot says STOPPING at once, so the master starts the replacement while
+ * this one finishes what it has in flight. */
+static void retire_self(struct drv_worker *w)
+{
+    drv_worker_retire(w);
+    if (w->slot)
+        drv_slot_set_state(w->slot, DRV_SLOT_STOPPING);
+}
+
 /*
  * max_requests, exactly: once the requests served plus the connections
  * open reach the limit, the worker stops accepting and every response
@@ -258,12 +270,51 @@ static void check_budget(struct drv_worker *w)
     drv_info("Autorestarting worker: %llu requests served, %zu "
              "connection(s) finishing",
              (unsigned long long)set->responses, set->n);
-    drv_worker_retire(w);
+    retire_self(w);
+}
+
+/* This process's resident memory in bytes (/proc/self/statm, kept open:
+ * one pread per call), or 0 when it cannot be read. */
+static uint64_t resident_bytes(void)
+{
+    static int fd = -1;
+    if (fd < 0 && (fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    char text[128];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(text, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* --max-worker-memory: checked after each response (uWSGI's
+ * reload-on-rss, granian's --workers-max-rss), so a worker that has grown
+ * past the limit retires like one at max_requests: it finishes what it
+ * has in flight while the master starts its replacement. Only under a
+ * master, which replaces it. */
+static void check_memory(struct drv_worker *w)
+{
+    long limit_mb = w->settings->max_worker_memory;
+    if (limit_mb <= 0 || w->stopping || !w->slot)
+        return;
+    uint64_t rss = resident_bytes();
+    if (rss <= (uint64_t)limit_mb << 20)
+        return;
+    drv_info("Autorestarting worker: resident memory %llu MiB is past "
+             "--max-worker-memory %ld MiB; %zu connection(s) finishing",
+             (unsigned long long)(rss >> 20), limit_mb, w->conns.n);
+    retire_self(w);
 }
 
 static void on_response(struct drv_conns *set)
 {
-    check_budget(drv_container_of(set, struct drv_worker, conns));
+    struct drv_worker *w = drv_container_of(set, struct drv_worker, conns);
+    check_budget(w);
+    check_memory(w);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)

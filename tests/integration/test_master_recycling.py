@@ -53,3 +53,35 @@ def test_a_worker_that_exits_or_segfaults_is_replaced(drover):
     # faulthandler reports the crash with the Python stack.
     srv.wait_log(r"Fatal Python error: Segmentation fault")
     assert serving_pid(srv) not in (first, second)
+
+
+def test_a_worker_past_max_worker_memory_is_replaced_and_no_request_fails(
+        drover):
+    srv = drover("-w", "1", "--max-worker-memory", "150", "master_app:app",
+                 cwd=APPS)
+    first = wait_workers(srv, 1).pop()
+    failures = []
+
+    def client(n):
+        with requests.Session() as s:
+            for _ in range(n):
+                try:
+                    r = s.get(srv.url + "/", timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    with ThreadPoolExecutor(4) as pool:
+        load = [pool.submit(client, 100) for _ in range(3)]
+        r = requests.get(srv.url + "/grow?mb=200", timeout=20)
+        assert r.status_code == 200
+        for f in load:
+            f.result()
+    assert failures == []
+    srv.wait_log(r"Autorestarting worker: resident memory 2\d\d MiB is past "
+                 r"--max-worker-memory 150 MiB")
+    srv.wait_log(rf"Worker 1 \(pid: {first}\) exited\n")
+    assert serving_pid(srv) != first
+    # The new worker is small again and serves on.
+    assert requests.get(srv.url + "/", timeout=5).status_code == 200

@@ -214,6 +214,9 @@ def test_a_request_past_the_timeout_on_a_thread_is_named_and_its_stack_shown(
         srv.wait_log(r"WORKER TIMEOUT \(pid: \d+\): worker 1: aborting it "
                      r"for the 2 request\(s\) named above")
         srv.wait_log(r'File ".*threads_app.py", line \d+ in app')
+        for c in (a, b):  # each answered by the worker's loop
+            r = c.read_response()
+            assert r.status == 504 and r.header("Connection") == "close"
     wait_workers(srv, 1)
     wait_for(lambda: get(srv.port, "/").status == 200, what="a new worker")
 

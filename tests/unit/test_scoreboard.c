@@ -176,11 +176,12 @@ static void test_busy_records_the_request_line_and_when(void **state)
     struct drv_slot *slot = claim(&sb, 1);
     struct drover_request req = request_line("GET", "/slow?x=1");
     uint64_t before = drv_now_ms();
-    drv_slot_busy(slot, &req);
+    drv_slot_busy(slot, &req, 7);
     uint64_t after = drv_now_ms();
     assert_string_equal(slot->request, "GET /slow?x=1 HTTP/1.1");
     uint64_t since = drv_slot_load(&slot->busy_since_ms);
     assert_true(since >= before && since <= after);
+    assert_int_equal(drv_slot_load(&slot->busy_fd), 7 + 1);
     drv_scoreboard_free(&sb);
 }
 
@@ -190,9 +191,12 @@ static void test_idle_clears_busy_since(void **state)
     struct drv_scoreboard sb = board(1);
     struct drv_slot *slot = claim(&sb, 1);
     struct drover_request req = request_line("POST", "/");
-    drv_slot_busy(slot, &req);
+    drv_slot_busy(slot, &req, 7);
     drv_slot_idle(slot);
     assert_int_equal(drv_slot_load(&slot->busy_since_ms), 0);
+    assert_int_equal(drv_slot_load(&slot->busy_fd), 0);
+    drv_slot_busy(slot, &req, -1); /* a call not to answer on a timeout */
+    assert_int_equal(drv_slot_load(&slot->busy_fd), 0);
     drv_scoreboard_free(&sb);
 }
 
@@ -205,7 +209,7 @@ static void test_busy_truncates_a_long_request_line_to_the_slot(void **state)
     memset(target, 'a', sizeof(target) - 1);
     target[sizeof(target) - 1] = '\0';
     struct drover_request req = request_line("GET", target);
-    drv_slot_busy(slot, &req);
+    drv_slot_busy(slot, &req, 7);
     assert_int_equal(strlen(slot->request), DRV_SLOT_REQUEST_MAX - 1);
     assert_memory_equal(slot->request, "GET aaa", 7);
     drv_scoreboard_free(&sb);
@@ -246,7 +250,7 @@ static void test_what_a_forked_worker_writes_the_master_reads(void **state)
         drv_slot_store(&slot->heartbeat_ms, 12345);
         drv_slot_mark_ready(slot);
         struct drover_request req = request_line("GET", "/in-child");
-        drv_slot_busy(slot, &req);
+        drv_slot_busy(slot, &req, 7);
         for (int i = 0; i < 100; i++)
             drv_slot_count(slot, 200, 3);
         drv_slot_count(slot, 502, 1);

@@ -5,6 +5,7 @@ import time
 from urllib.parse import parse_qs
 
 VERSION = "v1"
+HELD = []
 
 
 def app(environ, start_response):
@@ -17,6 +18,8 @@ def app(environ, start_response):
         os._exit(1)
     elif path == "/segv":
         ctypes.string_at(0)
+    elif path == "/grow":   # a leak: memory the worker keeps
+        HELD.append(b"x" * (int(query["mb"][0]) << 20))
     body = f"{os.getpid()} {VERSION}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
