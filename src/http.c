@@ -118,10 +118,12 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         int limit = h->limits->fields;
         if (limit > 0 && r->nheaders + h->trailers >= (size_t)limit)
             return refuse(h, 431, "too many header fields");
-        if (h->head_done)
+        if (h->head_done) {
             h->trailers++;
-        else
+            h->trailer_len = 0;
+        } else {
             push_span(r);
+        }
         h->in_field = true;
         h->value_started = false;
         h->field_len = 0;
@@ -129,6 +131,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (!h->head_done) {
         r->spans[r->nheaders].name_len += (uint32_t)len;
         drv_buf_append(&r->head, at, len);
+    } else {
+        size_t room = sizeof(h->trailer) - h->trailer_len;
+        size_t n = len < room ? len : room;
+        memcpy(h->trailer + h->trailer_len, at, n);
+        h->trailer_len = (uint8_t)(h->trailer_len + n);
     }
     return count_field(h, len);
 }
@@ -183,12 +190,37 @@ static int check_transfer_encoding(struct drv_http *h, struct drv_str v)
     return 0;
 }
 
+/*
+ * Fields a trailer may not carry (RFC 9110 6.5.1: framing, routing,
+ * request modifiers, authentication, content metadata): a sender that
+ * puts them there is confused or smuggling; as gunicorn does, the request
+ * is refused rather than the field silently dropped.
+ */
+static bool forbidden_trailer(struct drv_str name)
+{
+    static const char *const names[] = {
+        "transfer-encoding", "content-length", "host", "content-type",
+        "content-encoding", "content-range", "trailer", "te", "expect",
+        "max-forwards", "cache-control", "pragma", "range", "if-match",
+        "if-none-match", "if-modified-since", "if-unmodified-since",
+        "if-range", "authorization", "proxy-authorization", "cookie",
+        "connection", "keep-alive", "upgrade", "proxy-connection",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (drv_str_eq_lower(name, names[i]))
+            return true;
+    return false;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     struct drv_http *h = from_parser(p);
     struct drv_request *r = &h->req;
-    if (h->head_done) { /* a trailer: dropped */
+    if (h->head_done) { /* a trailer: checked, then dropped */
         h->in_field = false;
+        struct drv_str name = {h->trailer, h->trailer_len};
+        if (forbidden_trailer(name))
+            return refuse(h, 400, "a field not allowed in a trailer");
         return 0;
     }
     struct drv_header_span *s = &r->spans[r->nheaders];
@@ -205,8 +237,22 @@ static int on_header_value_complete(llhttp_t *p)
     r->nheaders++;
 
     struct drv_str name = span_name(r, s), value = span_value(r, s);
-    if (drv_str_eq_lower(name, "transfer-encoding"))
+    if (drv_str_eq_lower(name, "transfer-encoding")) {
+        h->te_seen = true;
         return check_transfer_encoding(h, value);
+    }
+    if (drv_str_eq_lower(name, "content-type")) {
+        /* A singleton field: copies that disagree leave the body's type
+         * to whoever reads which copy (RFC 9110 5.3). */
+        if (h->content_type >= 0) {
+            struct drv_str first = span_value(r, &r->spans[h->content_type]);
+            if (first.len != value.len ||
+                memcmp(first.ptr, value.ptr, value.len) != 0)
+                return refuse(h, 400, "Content-Type headers disagree");
+        }
+        h->content_type = (int)(r->nheaders - 1);
+        return 0;
+    }
     if (drv_str_eq_lower(name, "expect")) {
         if (!drv_str_eq_lower(value, "100-continue"))
             return refuse(h, 417, "unsupported expectation");
@@ -349,6 +395,21 @@ static int on_headers_complete(llhttp_t *p)
     r->http_minor = p->http_minor;
     if (r->http_minor == 1 && !h->host_seen)
         return refuse(h, 400, "HTTP/1.1 request without Host");
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
+     * faulty framing (a 1.0 hop may not have understood it). */
+    if (r->http_minor == 0 && h->te_seen)
+        return refuse(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (p->method == HTTP_CONNECT)
+        return refuse(h, 501, "CONNECT is not supported");
+    /* The asterisk-form target is for OPTIONS only (RFC 9112 3.2.4). */
+    if (h->target_len == 1 && r->head.base[h->method_len] == '*' &&
+        p->method != HTTP_OPTIONS)
+        return refuse(h, 400, "'*' target for a method other than OPTIONS");
+    /* An upgrade offer (WebSocket, h2c) is an ordinary request to a WSGI
+     * app, and the connection goes on in HTTP/1.1: without this, llhttp
+     * would stop after the message, taking what follows for the new
+     * protocol, and the next request would be lost. */
+    p->upgrade = 0;
     bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r->content_length = has_length ? (int64_t)p->content_length : -1;
     int64_t max = h->limits->max_body;
@@ -476,7 +537,7 @@ void drv_http_init(struct drv_http *h, const struct drv_http_limits *limits)
         parser_settings.on_body = on_body;
         parser_settings.on_message_complete = on_message_complete;
     }
-    *h = (struct drv_http){.limits = limits};
+    *h = (struct drv_http){.limits = limits, .content_type = -1};
     h->req.body.fd = -1;
     h->req.content_length = -1;
     llhttp_init(&h->p, HTTP_REQUEST, &parser_settings);
@@ -523,7 +584,12 @@ void drv_http_next(struct drv_http *h)
     h->method_len = h->target_len = 0;
     h->in_field = h->value_started = false;
     h->started = h->head_done = h->paused_at_head = false;
-    h->te_chunked = h->expect_seen = h->host_seen = false;
+    h->te_chunked = h->expect_seen = h->host_seen = h->te_seen = false;
+    h->content_type = -1;
+    h->trailer_len = 0;
+    h->head_scanned = h->text_seen = false;
+    h->prev = 0;
+    h->scan_line = 0;
 }
 
 static int status_for(llhttp_errno_t e)
@@ -538,9 +604,49 @@ static int status_for(llhttp_errno_t e)
     }
 }
 
+/*
+ * Every line of the head must end in CRLF. llhttp 8 takes a bare LF after
+ * the request line, which a proxy in front may read differently (gunicorn
+ * refuses it too), so the head's bytes are checked before they are
+ * parsed, up to the empty line that ends it: a memchr per line. Returns
+ * the offset of a bare LF, or -1.
+ */
+static ssize_t scan_head(struct drv_http *h, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (!h->head_scanned && i < len) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        if (!nl) {
+            h->scan_line += (uint32_t)(len - i);
+            h->prev = data[len - 1];
+            break;
+        }
+        size_t j = (size_t)(nl - data);
+        char before = j > i ? data[j - 1] : h->prev;
+        if (before != '\r')
+            return (ssize_t)j;
+        uint32_t line = h->scan_line + (uint32_t)(j - i) - 1;
+        if (line > 0)
+            h->text_seen = true;
+        else if (h->text_seen)
+            h->head_scanned = true; /* the empty line: the body follows */
+        h->scan_line = 0;
+        h->prev = '\n';
+        i = j + 1;
+    }
+    return -1;
+}
+
 enum drv_http_result drv_http_parse(struct drv_http *h, const char *data,
                                     size_t len, size_t *consumed)
 {
+    ssize_t bad = h->head_scanned ? -1 : scan_head(h, data, len);
+    if (bad >= 0) {
+        *consumed = (size_t)bad;
+        h->error_status = 400;
+        h->error_reason = "bare LF in the request head";
+        return DRV_HTTP_ERROR;
+    }
     llhttp_errno_t e = llhttp_execute(&h->p, data, len);
     if (e == HPE_OK) {
         *consumed = len;

@@ -90,7 +90,14 @@ struct drv_http {
     bool started;           /* the current request has begun arriving */
     bool head_done;         /* views in req.view are valid */
     bool paused_at_head;    /* last pause was for 100-continue */
-    bool te_chunked, expect_seen, host_seen;
+    bool te_chunked, expect_seen, host_seen, te_seen;
+    int content_type;       /* its span, -1 before a Content-Type */
+    char trailer[24];       /* the open trailer's name (cut: harmless) */
+    uint8_t trailer_len;
+    /* The bare-LF check of the head (scan_head in http.c). */
+    bool head_scanned, text_seen;
+    char prev;
+    uint32_t scan_line;     /* bytes of its current line so far */
 };
 
 /* Prepare a parser; `limits` must outlive it. */

@@ -311,7 +311,11 @@ static void commit(struct drv_response *r, bool complete)
     r->no_body = req->is_head || !status_has_body(r->status);
     uint64_t pending = drv_buf_size(&r->pending);
     int64_t length = r->content_length;
-    if (length < 0 && complete && status_has_body(r->status))
+    /* A complete body's length is known, except for HEAD when the app made
+     * none: it did not compute the GET body, and "Content-Length: 0"
+     * would say the resource is empty (RFC 9110 8.6). */
+    if (length < 0 && complete && status_has_body(r->status) &&
+        (!req->is_head || pending > 0))
         length = (int64_t)pending;
     if (length < 0 && !r->no_body) {
         if (http11)

@@ -203,6 +203,107 @@ static void test_refusals_carry_the_right_status(void **state)
     assert_int_equal(parse_status("GET / HTTP/1.0\r\n\r\n"), 200);
 }
 
+static void assert_view(struct drover_str v, const char *want);
+
+static void test_faulty_framing_is_refused_as_gunicorn_26_does(void **state)
+{
+    (void)state;
+    /* HTTP/1.0 with Transfer-Encoding (RFC 9112 6.1). */
+    assert_int_equal(parse_status("POST / HTTP/1.0\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"
+                                  "0\r\n\r\n"),
+                     400);
+    /* Fields that may not be trailers. */
+    static const char *const forbidden[] = {
+        "Content-Length: 5", "Transfer-Encoding: chunked", "Host: evil",
+        "content-type: text/plain", "Authorization: x", "Trailer: x",
+    };
+    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
+        char raw[256];
+        snprintf(raw, sizeof(raw),
+                 "POST / HTTP/1.1\r\nHost: a\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"
+                 "1\r\nx\r\n0\r\n%s\r\n\r\n", forbidden[i]);
+        assert_true(parse_status(raw) >= 400);
+    }
+    /* An ordinary trailer is fine (and dropped). */
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"
+                                  "1\r\nx\r\n0\r\nX-Checksum: 1\r\n\r\n"),
+                     200);
+    /* The asterisk form is for OPTIONS only; CONNECT is not served. */
+    assert_int_equal(parse_status("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_int_equal(parse_status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     200);
+    assert_true(parse_status("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+                >= 400);
+    /* Copies of a singleton field that disagree; agreeing ones pass. */
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Type: application/json\r\n\r\n"),
+                     400);
+    assert_int_equal(parse_status("POST / HTTP/1.1\r\nHost: a\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Type: text/plain\r\n\r\n"),
+                     200);
+}
+
+/* Already refused: kept as regression tests. */
+static void test_smuggling_shapes_stay_refused(void **state)
+{
+    (void)state;
+    static const char *const raw[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+        "Content-Length: 2\r\n\r\nxx",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"
+        "0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "ffffffffffffffffff\r\n",
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\rHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
+        assert_true(parse_status(raw[i]) >= 400);
+    /* NUL in a value (strlen would stop at it: feed the bytes). */
+    static const char nul[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t used;
+    assert_int_equal(feed(&h, nul, sizeof(nul) - 1, 4096, &used),
+                     DRV_HTTP_ERROR);
+    assert_int_equal(h.error_status, 400);
+    drv_http_free(&h);
+}
+
+static void test_an_upgrade_offer_is_an_ordinary_request_and_the_next_follows(
+    void **state)
+{
+    (void)state;
+    static const char raw[] =
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\n\r\n"
+        "GET /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings"
+        "\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+        "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+    static const char *const paths[] = {"/ws", "/h2c", "/next"};
+    struct drv_http h;
+    drv_http_init(&h, &limits);
+    size_t off = 0;
+    for (size_t i = 0; i < 3; i++) {
+        size_t used;
+        assert_int_equal(drv_http_parse(&h, raw + off, sizeof(raw) - 1 - off,
+                                        &used),
+                         DRV_HTTP_DONE);
+        assert_view(h.req.view.path, paths[i]);
+        off += used;
+        drv_http_next(&h);
+    }
+    assert_int_equal(off, sizeof(raw) - 1);
+    drv_http_free(&h);
+}
+
 static void test_chunked_body_over_the_limit_is_refused_while_arriving(void **state)
 {
     (void)state;
@@ -371,6 +472,10 @@ int main(void)
         cmocka_unit_test(test_authority_comes_from_the_host_header),
         cmocka_unit_test(test_an_absolute_form_authority_wins_over_host),
         cmocka_unit_test(test_userinfo_never_reaches_the_authority),
+        cmocka_unit_test(test_faulty_framing_is_refused_as_gunicorn_26_does),
+        cmocka_unit_test(test_smuggling_shapes_stay_refused),
+        cmocka_unit_test(
+            test_an_upgrade_offer_is_an_ordinary_request_and_the_next_follows),
         cmocka_unit_test(test_ipv6_hosts_keep_their_brackets),
         cmocka_unit_test(test_an_empty_port_and_no_host_give_empty_views),
         cmocka_unit_test(test_an_unbounded_field_size_still_caps_the_head),
