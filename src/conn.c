@@ -69,12 +69,10 @@ struct drv_conn {
     bool closed;
     bool linger;       /* after this response: lingering close */
     struct drv_buf in, out;
-    struct drv_http http;
-    struct drv_response res;
+    struct drv_exchange *x; /* the request under way; NULL while idle */
     struct drv_listener *listener;
     char remote[INET6_ADDRSTRLEN];
     int remote_port;
-    struct drv_forwarded fwd; /* trusted proxy headers of this request */
     struct timespec started; /* wall clock at the request's first byte */
     ev_tstamp t0;            /* loop time of the same */
     /* With app threads: the job in flight (state APP), and its place in
@@ -82,6 +80,17 @@ struct drv_conn {
     struct drv_job job;
     struct drv_conn *older, *newer;
     uint64_t dispatched_ms;
+};
+
+/* What a connection needs only while a request is under way: the parser
+ * and request, the response, the proxy headers. An idle keep-alive
+ * connection holds none of it (about 900 bytes): it comes from the set's
+ * spares when the next request's first bytes are read. */
+struct drv_exchange {
+    struct drv_http http;
+    struct drv_response res;
+    struct drv_forwarded fwd; /* trusted proxy headers of this request */
+    struct drv_exchange *next; /* in the set's spares */
 };
 
 /* A body source closed on an app thread (see close_source_later). */
@@ -98,6 +107,8 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 static void process(struct drv_conn *c);
 static void flush(struct drv_conn *c);
+static void attach(struct drv_conn *c);
+static void detach(struct drv_conn *c);
 static void close_source_later(void *arg,
                                const struct drover_body_source *source);
 
@@ -120,7 +131,8 @@ static void set_timer(struct drv_conn *c, double seconds)
 /* To the dead list, freed by the reaper. */
 static void bury(struct drv_conn *c)
 {
-    drv_response_clear(&c->res);
+    if (c->x)
+        drv_response_clear(&c->x->res);
     c->next = c->set->dead;
     c->prev = NULL;
     c->set->dead = c;
@@ -157,10 +169,13 @@ void drv_conns_reap(struct drv_conns *set)
     while (set->dead) {
         struct drv_conn *c = set->dead;
         set->dead = c->next;
-        drv_http_free(&c->http);
+        if (c->x) {
+            drv_http_free(&c->x->http);
+            drv_response_free(&c->x->res);
+            free(c->x);
+        }
         drv_buf_free(&c->in);
         drv_buf_free(&c->out);
-        drv_response_free(&c->res);
         free(c);
     }
 }
@@ -196,9 +211,6 @@ void drv_conn_accept(struct drv_conns *set, int fd,
     c->fd = fd;
     c->listener = listener;
     peer_name(c, peer);
-    drv_http_init(&c->http, &set->limits);
-    if (set->pool)
-        drv_response_set_closer(&c->res, close_source_later, c);
     c->next = set->open;
     if (set->open)
         set->open->prev = c;
@@ -232,12 +244,12 @@ static void log_access(struct drv_conn *c)
     if (!set->accesslog)
         return;
     struct drv_access_entry e = {
-        .req = &c->http.req.view,
+        .req = &c->x->http.req.view,
         .remote = {c->remote[0] ? c->remote : "-", 0},
-        .status = c->res.status,
-        .body_bytes = c->res.body_bytes,
-        .resp_headers = {drv_buf_data(&c->res.headers),
-                         drv_buf_size(&c->res.headers)},
+        .status = c->x->res.status,
+        .body_bytes = c->x->res.body_bytes,
+        .resp_headers = {drv_buf_data(&c->x->res.headers),
+                         drv_buf_size(&c->x->res.headers)},
         .start = c->started,
         .duration = ev_time() - c->t0,
         .pid = getpid(),
@@ -245,8 +257,8 @@ static void log_access(struct drv_conn *c)
     e.remote.len = strlen(e.remote.ptr);
     /* %(h)s is REMOTE_ADDR, as in gunicorn: the client a trusted proxy
      * named, when fill_view() took one for this request. */
-    if (e.req->remote_addr.ptr == c->fwd.addr)
-        e.remote = (struct drv_str){c->fwd.addr, strlen(c->fwd.addr)};
+    if (e.req->remote_addr.ptr == c->x->fwd.addr)
+        e.remote = (struct drv_str){c->x->fwd.addr, strlen(c->x->fwd.addr)};
     drv_accesslog_write(set->accesslog, &e);
 }
 
@@ -257,10 +269,10 @@ static void response_done(struct drv_conn *c)
     log_access(c);
     set->responses++;
     if (set->slot)
-        drv_slot_count(set->slot, c->res.status, c->res.body_bytes);
-    bool keep = drv_response_keeps_alive(&c->res) && !set->closing;
-    drv_response_clear(&c->res);
-    drv_http_next(&c->http);
+        drv_slot_count(set->slot, c->x->res.status, c->x->res.body_bytes);
+    bool keep = drv_response_keeps_alive(&c->x->res) && !set->closing;
+    drv_response_clear(&c->x->res);
+    drv_http_next(&c->x->http);
     if (set->on_response)
         set->on_response(set);
     if (!keep) {
@@ -274,7 +286,8 @@ static void response_done(struct drv_conn *c)
     set_events(c, EV_READ);
     if (drv_buf_size(&c->in) == 0)
         set_timer(c, set->settings->keepalive);
-    drv_buf_trim(&c->out, 64 * 1024);
+    drv_buf_free(&c->out);
+    detach(c);
 }
 
 /* Answer a request that cannot be served (bad bytes, limits, timeouts)
@@ -284,8 +297,8 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
     drv_info("%d %s from %s: %s", status, drv_status_reason(status),
              c->remote[0] ? c->remote : c->listener->name,
              reason ? reason : "");
-    drv_response_init(&c->res, &c->out, &c->http.req, false);
-    drv_response_error(&c->res, status, false);
+    drv_response_init(&c->x->res, &c->out, &c->x->http.req, false);
+    drv_response_error(&c->x->res, status, false);
     c->linger = true;
     c->state = C_WRITING;
     flush(c);
@@ -302,15 +315,15 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
     /* Behind a trusted proxy the client and scheme come from its headers
      * (forwarded_allow_ips; see proxy.h). */
     if (!drv_proxy_resolve(&c->set->settings->forwarded_allow_ips, c->remote,
-                           v->headers, v->nheaders, &c->fwd))
+                           v->headers, v->nheaders, &c->x->fwd))
         return;
-    if (c->fwd.addr[0]) {
-        v->remote_addr = (struct drover_str){c->fwd.addr, strlen(c->fwd.addr)};
-        v->remote_port = c->fwd.port;
+    if (c->x->fwd.addr[0]) {
+        v->remote_addr = (struct drover_str){c->x->fwd.addr, strlen(c->x->fwd.addr)};
+        v->remote_port = c->x->fwd.port;
     }
-    if (c->fwd.scheme)
-        v->url_scheme = (struct drover_str){c->fwd.scheme,
-                                            strlen(c->fwd.scheme)};
+    if (c->x->fwd.scheme)
+        v->url_scheme = (struct drover_str){c->x->fwd.scheme,
+                                            strlen(c->x->fwd.scheme)};
 }
 
 /* Call the app and settle its response (on whichever thread runs app
@@ -318,24 +331,24 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
 static void call_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
-    struct drv_request *req = &c->http.req;
-    int rc = set->app->ops->call(set->app, req, &c->res);
+    struct drv_request *req = &c->x->http.req;
+    int rc = set->app->ops->call(set->app, req, &c->x->res);
     if (rc != 0) {
         /* Part of the body is out when the error page cannot replace the
          * response: cut the connection so the client sees a truncated
          * response, never a false success. */
-        if (drv_response_error(&c->res, 500, req->is_head) != 0)
-            drv_response_abort(&c->res);
-    } else if (drv_response_finish(&c->res) != 0) {
+        if (drv_response_error(&c->x->res, 500, req->is_head) != 0)
+            drv_response_abort(&c->x->res);
+    } else if (drv_response_finish(&c->x->res) != 0) {
         /* The app returned without a valid response started. */
-        drv_response_error(&c->res, 500, req->is_head);
+        drv_response_error(&c->x->res, 500, req->is_head);
     }
 }
 
 /* A streamed body runs low in `out`: pull from its source. */
 static bool needs_pull(const struct drv_conn *c)
 {
-    const struct drv_response *r = &c->res;
+    const struct drv_response *r = &c->x->res;
     return r->state == DRV_RESPONSE_COMMITTED && r->has_source &&
            !r->has_file && drv_buf_size(&c->out) < OUT_LOW_WATER;
 }
@@ -343,7 +356,7 @@ static bool needs_pull(const struct drv_conn *c)
 static void pull_body(struct drv_conn *c)
 {
     while (needs_pull(c))
-        if (drv_response_pull(&c->res) < 0)
+        if (drv_response_pull(&c->x->res) < 0)
             break;
 }
 
@@ -389,7 +402,7 @@ static void show_oldest(struct drv_conns *set)
         return;
     struct drv_conn *c = set->oldest;
     if (c)
-        drv_slot_busy_since(set->slot, &c->http.req.view, c->dispatched_ms,
+        drv_slot_busy_since(set->slot, &c->x->http.req.view, c->dispatched_ms,
                             in_call(c) ? c->fd : -1);
     else
         drv_slot_idle(set->slot);
@@ -475,12 +488,12 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
     for (const struct drv_conn *c = set->oldest; c; c = c->newer) {
         if (now_ms < c->dispatched_ms || now_ms - c->dispatched_ms <= limit_ms)
             break; /* dispatch order: the rest are younger */
-        const struct drover_request *req = &c->http.req.view;
+        const struct drover_request *req = &c->x->http.req.view;
         each(arg, req, now_ms - c->dispatched_ms);
         /* The loop does not write to a connection in the app (C_APP), so
          * the answer cannot interleave with anything. */
         if (in_call(c))
-            drv_response_send_timeout(c->fd, c->http.req.is_head);
+            drv_response_send_timeout(c->fd, c->x->http.req.is_head);
         n++;
     }
     return n;
@@ -489,11 +502,11 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
 static void run_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
-    struct drv_request *req = &c->http.req;
+    struct drv_request *req = &c->x->http.req;
     bool keep =
         req->keep_alive && set->settings->keepalive > 0 && !set->closing;
     fill_view(c, &req->view);
-    drv_response_init(&c->res, &c->out, req, keep);
+    drv_response_init(&c->x->res, &c->out, req, keep);
     c->state = C_WRITING;
     ev_timer_stop(set->loop, &c->timer);
     if (set->pool) {
@@ -519,7 +532,7 @@ static void wait_writable(struct drv_conn *c)
  * flushing, -1 when waiting for the socket or the connection is closed. */
 static int send_file(struct drv_conn *c)
 {
-    struct drv_response *r = &c->res;
+    struct drv_response *r = &c->x->res;
     size_t count = r->file.left < 0x7ffff000 ? (size_t)r->file.left
                                              : 0x7ffff000;
     off_t pos = r->file.pos;
@@ -545,7 +558,7 @@ static int send_file(struct drv_conn *c)
  * the buffer (head, held bytes) is empty. */
 static void flush(struct drv_conn *c)
 {
-    struct drv_response *r = &c->res;
+    struct drv_response *r = &c->x->res;
     for (;;) {
         if (!c->set->pool) {
             pull_body(c);
@@ -600,20 +613,22 @@ static void send_continue(struct drv_conn *c)
 static void process(struct drv_conn *c)
 {
     const struct drv_settings *s = c->set->settings;
+    if (drv_buf_size(&c->in))
+        attach(c);
     while (!c->closed && c->state == C_READING && drv_buf_size(&c->in)) {
-        bool was_idle = drv_http_idle(&c->http);
+        bool was_idle = drv_http_idle(&c->x->http);
         size_t used = 0;
         enum drv_http_result r = drv_http_parse(
-            &c->http, drv_buf_data(&c->in), drv_buf_size(&c->in), &used);
+            &c->x->http, drv_buf_data(&c->in), drv_buf_size(&c->in), &used);
         drv_buf_consume(&c->in, used);
-        if (was_idle && !drv_http_idle(&c->http)) {
+        if (was_idle && !drv_http_idle(&c->x->http)) {
             clock_gettime(CLOCK_REALTIME, &c->started);
             c->t0 = ev_time();
             set_timer(c, s->header_timeout);
         }
         switch (r) {
         case DRV_HTTP_AGAIN:
-            if (c->http.head_done)
+            if (c->x->http.head_done)
                 set_timer(c, s->io_timeout);
             break;
         case DRV_HTTP_HEAD:
@@ -622,7 +637,7 @@ static void process(struct drv_conn *c)
             break;
         case DRV_HTTP_ERROR:
             drv_buf_reset(&c->in);
-            reply_error(c, c->http.error_status, c->http.error_reason);
+            reply_error(c, c->x->http.error_status, c->x->http.error_reason);
             return;
         case DRV_HTTP_DONE:
             run_app(c);
@@ -631,9 +646,77 @@ static void process(struct drv_conn *c)
     }
 }
 
+/* The request state for `c`'s next request (see struct drv_exchange). */
+static void attach(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    if (c->x)
+        return;
+    if (set->spare_x) {
+        c->x = set->spare_x;
+        set->spare_x = c->x->next;
+        set->nspare_x--;
+        *c->x = (struct drv_exchange){0};
+    } else {
+        c->x = drv_xcalloc(1, sizeof(*c->x));
+    }
+    drv_http_init(&c->x->http, &set->limits);
+    if (set->pool)
+        drv_response_set_closer(&c->x->res, close_source_later, c);
+}
+
+/* Between requests, with nothing unparsed: give it back. */
+static void detach(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    if (!c->x || drv_buf_size(&c->in))
+        return;
+    drv_http_free(&c->x->http);
+    drv_response_free(&c->x->res);
+    if (set->nspare_x < 64) {
+        c->x->next = set->spare_x;
+        set->spare_x = c->x;
+        set->nspare_x++;
+    } else {
+        free(c->x);
+    }
+    c->x = NULL;
+}
+
+/* No request under way: not one byte of the next has been read. */
+static bool between_requests(const struct drv_conn *c)
+{
+    return !c->x || drv_http_idle(&c->x->http);
+}
+
+/* A read buffer for `c`, from the set's spares when it has none. */
+static void take_in(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    if (!c->in.base && set->nspare_in)
+        c->in = set->spare_in[--set->nspare_in];
+    drv_buf_reserve(&c->in, READ_CHUNK);
+}
+
+/* Once every byte read has been parsed, the buffer goes back. */
+static void give_back_in(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    if (!c->in.base || drv_buf_size(&c->in))
+        return;
+    if (set->nspare_in < sizeof(set->spare_in) / sizeof(set->spare_in[0])) {
+        drv_buf_reset(&c->in);
+        set->spare_in[set->nspare_in++] = c->in;
+        c->in = (struct drv_buf){0};
+    } else {
+        drv_buf_free(&c->in);
+    }
+}
+
 static void on_readable(struct drv_conn *c)
 {
-    drv_buf_reserve(&c->in, READ_CHUNK);
+    take_in(c);
+    attach(c);
     ssize_t n = read(c->fd, c->in.base + c->in.len, c->in.cap - c->in.len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
@@ -650,13 +733,18 @@ static void on_readable(struct drv_conn *c)
         return;
     }
     if (n == 0) {
-        if (!drv_http_idle(&c->http))
+        if (!between_requests(c))
             drv_debug("client %s closed mid-request", c->remote);
         close_conn(c);
         return;
     }
     c->in.len += (size_t)n;
     process(c);
+    if (!c->closed) {
+        give_back_in(c);
+        if (c->state == C_READING && between_requests(c))
+            detach(c);
+    }
 }
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents)
@@ -693,14 +781,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     /* The keep-alive wait ran out while the worker was busy in the app,
      * but the client's next request came in time and is waiting unread:
      * answer it rather than reset the connection under it. */
-    if (c->state == C_READING && drv_http_idle(&c->http) &&
+    if (c->state == C_READING && between_requests(c) &&
         drv_buf_size(&c->in) == 0 && request_waiting(c)) {
         set_timer(c, c->set->settings->header_timeout);
         on_readable(c);
         return;
     }
-    if (c->state == C_READING && !drv_http_idle(&c->http)) {
-        reply_error(c, 408, c->http.head_done ? "body read timed out"
+    if (c->state == C_READING && !between_requests(c)) {
+        reply_error(c, 408, c->x->http.head_done ? "body read timed out"
                                               : "request head timed out");
         return;
     }
@@ -716,7 +804,7 @@ void drv_conns_close_idle(struct drv_conns *set)
      * until the reaper runs, so `next` stays valid. */
     for (struct drv_conn *c = set->open, *next; c; c = next) {
         next = c->next;
-        if (c->state == C_READING && drv_http_idle(&c->http) &&
+        if (c->state == C_READING && between_requests(c) &&
             drv_buf_size(&c->in) == 0 && !request_waiting(c))
             close_conn(c);
     }
@@ -726,4 +814,12 @@ void drv_conns_close_all(struct drv_conns *set)
 {
     while (set->open)
         close_conn(set->open);
+    while (set->nspare_in)
+        drv_buf_free(&set->spare_in[--set->nspare_in]);
+    while (set->spare_x) {
+        struct drv_exchange *x = set->spare_x;
+        set->spare_x = x->next;
+        free(x);
+    }
+    set->nspare_x = 0;
 }

@@ -26,6 +26,7 @@
 struct drv_accesslog;
 struct drv_app;
 struct drv_conn;
+struct drv_exchange;
 struct drv_listener;
 struct drv_settings;
 struct drv_slot;
@@ -47,6 +48,13 @@ struct drv_conns {
     /* Kept by conn.c; the owner reads them. */
     struct drv_conn *open;  /* open connections (doubly linked) */
     struct drv_conn *dead;  /* closed, freed by drv_conns_reap */
+    /* Read buffers no connection holds: a connection reads into one and
+     * gives it back once the parser has taken every byte, so idle
+     * connections hold none (conn.c, take_in/give_back_in). */
+    struct drv_buf spare_in[4];
+    size_t nspare_in;
+    struct drv_exchange *spare_x; /* request state no connection holds */
+    size_t nspare_x;
     struct drv_conn *oldest, *newest; /* app thread jobs in flight */
     size_t n;               /* open connections */
     uint64_t responses;     /* responses completed */

@@ -550,8 +550,7 @@ static void body_clear(struct drv_body *b)
         close(b->fd);
     b->fd = -1;
     b->len = b->read_pos = 0;
-    drv_buf_reset(&b->mem);
-    drv_buf_trim(&b->mem, 64 * 1024);
+    drv_buf_free(&b->mem);
 }
 
 void drv_http_free(struct drv_http *h)
@@ -570,8 +569,15 @@ void drv_http_next(struct drv_http *h)
 {
     struct drv_request *r = &h->req;
     body_clear(&r->body);
-    drv_buf_reset(&r->head);
-    drv_buf_trim(&r->head, 16 * 1024);
+    /* An idle keep-alive connection keeps no request memory: the blocks
+     * are small, and malloc's per-thread cache hands them straight to
+     * the next request, of this connection or another. */
+    drv_buf_free(&r->head);
+    free(r->spans);
+    free(r->headers);
+    r->spans = NULL;
+    r->headers = NULL;
+    r->cap_headers = r->cap_views = 0;
     r->nheaders = 0;
     r->view = (struct drover_request){0};
     r->keep_alive = r->expect_continue = r->is_head = false;

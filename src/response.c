@@ -121,9 +121,8 @@ static void close_source(struct drv_response *r)
 void drv_response_clear(struct drv_response *r)
 {
     close_source(r);
-    drv_buf_trim(&r->headers, 8 * 1024);
-    drv_buf_reset(&r->pending);
-    drv_buf_trim(&r->pending, 0);
+    drv_buf_free(&r->headers);
+    drv_buf_free(&r->pending);
 }
 
 void drv_response_free(struct drv_response *r)

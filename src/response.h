@@ -106,8 +106,8 @@ void drv_response_init(struct drv_response *r, struct drv_buf *out,
 void drv_response_set_closer(struct drv_response *r, drv_source_closer closer,
                              void *arg);
 /* The response is over (sent, or its connection gone): call the source's
- * close if it is still open, and give back memory a large response grew,
- * keeping a small amount for the next response on the connection. */
+ * close if it is still open, and free its buffers (an idle connection
+ * keeps none; the next response's come from malloc's thread cache). */
 void drv_response_clear(struct drv_response *r);
 /* Clear, and free all the response's memory (the connection is going). */
 void drv_response_free(struct drv_response *r);

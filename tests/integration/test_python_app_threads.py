@@ -9,7 +9,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import HELLO, run_drover
+import pytest
+
+from conftest import HELLO, SANITIZED, run_drover
 from helpers import (APPS, TESTAPP_SO, RawConn, get, request, wait_for,
                      wait_workers)
 
@@ -55,7 +57,9 @@ def test_two_workers_of_eight_threads_serve_a_50ms_endpoint_in_parallel(
             f.result()
     rate = len(done) / (time.monotonic() - t0)
     # 16 threads x 20/s = 320/s ideal; one thread per worker would give 40.
-    assert rate > 150, rate
+    # A loose floor (the figure belongs to bench/run.sh blocking); the
+    # sanitizer build is several times slower.
+    assert rate > (80 if SANITIZED else 150), rate
 
 
 def test_a_slow_request_does_not_hold_up_other_connections(drover):
@@ -141,6 +145,8 @@ def test_flask_stream_with_context_works_on_threads(drover):
     assert "Traceback" not in srv.log
 
 
+@pytest.mark.skipif(SANITIZED, reason="ASan reports the deliberate SEGV "
+                    "itself: not a finding")
 def test_a_crash_on_an_app_thread_shows_the_stack_and_is_replaced(drover):
     srv = drover("--threads", "4", "master_app:app", cwd=APPS)
     wait_workers(srv, 1)
