@@ -59,3 +59,45 @@ def test_a_bare_lf_after_the_request_line_is_refused(drover):
         c.send(b"GET / HTTP/1.1\nHost: a\r\n\r\n")
         assert c.read_response().status == 400
     assert get(srv.port, "/").status == 200  # the worker serves on
+
+
+FAULTY_FRAMING = {
+    "http10_with_transfer_encoding":
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "content_length_in_a_trailer":
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\nContent-Length: 99\r\n\r\n",
+    "host_in_a_trailer":
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\nHost: evil\r\n\r\n",
+    "asterisk_for_get": b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+    "connect": b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    "disagreeing_content_types":
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    "duplicate_host": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "differing_content_lengths":
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+        b"Content-Length: 2\r\n\r\nxx",
+    "space_in_transfer_encoding_name":
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"
+        b"0\r\n\r\n",
+    "chunk_size_overflow":
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"fffffffffffffffffff\r\n",
+    "bare_cr": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+    "nul_in_a_value": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+}
+
+
+def test_faulty_framing_is_refused_and_the_worker_serves_on(drover):
+    srv = drover("envinfo:dump", cwd=APPS)
+    for name, raw in FAULTY_FRAMING.items():
+        with RawConn(srv.port) as c:
+            c.send(raw)
+            r = c.read_response()
+            assert 400 <= r.status < 600, name
+            assert r.header("Connection") == "close", name
+            # Nothing of the refused request reached the app.
+            assert b"PATH_INFO" not in r.body, name
+    assert get(srv.port, "/").status == 200
