@@ -53,6 +53,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "reqid.h"
 #include "response.h"
 #include "scoreboard.h"
 #include "settings.h"
@@ -75,6 +76,7 @@ struct drv_conn {
     char remote[INET6_ADDRSTRLEN];
     int remote_port;
     struct drv_forwarded fwd; /* trusted proxy headers of this request */
+    char reqid[DRV_REQID_LEN]; /* a generated request id (view.request_id) */
     struct timespec started; /* wall clock at the request's first byte */
     ev_tstamp t0;            /* loop time of the same */
     /* With app threads: the job in flight (state APP), and its place in
@@ -233,7 +235,7 @@ static void log_access(struct drv_conn *c)
         return;
     struct drv_access_entry e = {
         .req = &c->http.req.view,
-        .remote = {c->remote[0] ? c->remote : "-", 0},
+        .remote = {c->remote, 0}, /* empty for unix sockets */
         .status = c->res.status,
         .body_bytes = c->res.body_bytes,
         .resp_headers = {drv_buf_data(&c->res.headers),
@@ -277,10 +279,22 @@ static void response_done(struct drv_conn *c)
     drv_buf_trim(&c->out, 64 * 1024);
 }
 
+/* The request's id (reqid.h): its first X-Request-ID when sane, else a
+ * new one in c->reqid. Before the head is complete there are no headers
+ * to look at, and a refused request gets a new id. */
+static void assign_request_id(struct drv_conn *c)
+{
+    struct drv_request *req = &c->http.req;
+    const struct drover_header *h = drv_http_header(req, "x-request-id");
+    req->view.request_id = drv_reqid_pick(
+        h ? h->value : (struct drover_str){NULL, 0}, c->reqid);
+}
+
 /* Answer a request that cannot be served (bad bytes, limits, timeouts)
  * with a small error response, then close. */
 static void reply_error(struct drv_conn *c, int status, const char *reason)
 {
+    assign_request_id(c);
     drv_info("%d %s from %s: %s", status, drv_status_reason(status),
              c->remote[0] ? c->remote : c->listener->name,
              reason ? reason : "");
@@ -293,6 +307,7 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
 
 static void fill_view(struct drv_conn *c, struct drover_request *v)
 {
+    assign_request_id(c);
     v->remote_addr = (struct drover_str){c->remote, strlen(c->remote)};
     v->remote_port = c->remote_port;
     v->server_addr = (struct drover_str){c->listener->host,
