@@ -6,9 +6,11 @@ set -eu
 
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
        libsystemd-dev python3-dev libcmocka-dev"
+# groff-base and man-db: the man page test renders build/drover.1 and
+# checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
-      nginx-light python3-yaml python3-waitress"
+      nginx-light python3-yaml python3-waitress groff-base man-db"
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
        procps iproute2 util-linux"
 
