@@ -4,8 +4,9 @@
 # Usage: tools/install-deps.sh [build|test|bench|all]   (default: all)
 set -eu
 
+# python3-flask is in build because `make run` serves examples/flask_hello.py.
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
-       libsystemd-dev python3-dev libcmocka-dev"
+       libsystemd-dev python3-dev libcmocka-dev python3-flask"
 # groff-base and man-db: the man page test renders build/drover.1 and
 # checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
