@@ -329,6 +329,18 @@ static void put_atom(struct drv_buf *out, char atom,
     }
 }
 
+/* A response header. X-Request-ID is the app's, else the request id,
+ * which drover sent in its place (response.c). */
+static void put_resp_header(struct drv_buf *out,
+                            const struct drv_access_entry *e,
+                            const char *lower)
+{
+    struct drover_str v = resp_header(e->resp_headers, lower);
+    if (!v.ptr && e->req && strcmp(lower, "x-request-id") == 0)
+        v = e->req->request_id;
+    put_view(out, v);
+}
+
 /* ---- the JSON format ---- */
 
 /*
@@ -515,7 +527,7 @@ void drv_accesslog_format(struct drv_accesslog *log,
             put_view(out, req_header(e->req, op->text));
             break;
         case OP_RESP_HEADER:
-            put_view(out, resp_header(e->resp_headers, op->text));
+            put_resp_header(out, e, op->text);
             break;
         }
     }

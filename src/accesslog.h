@@ -12,7 +12,8 @@
  *   R request id (drover's; gunicorn has no such atom, see reqid.h)
  * %({X-Request-ID}i)s, as gunicorn formats name it, is the request id
  * too: the one the app saw, which is the header's value when that was
- * sane and the generated id otherwise. Request-controlled text is escaped
+ * sane and the generated id otherwise. %({X-Request-ID}o)s is what the
+ * response carried: the app's own header, else that same id. Request-controlled text is escaped
  * (\xHH for control bytes, bytes above 0x7E, quotes and backslashes) so a
  * line can never be forged (gunicorn issue #2457).
  *

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from helpers import APPS, TESTAPP, RawConn, get, json_lines, request
+from helpers import (APPS, TESTAPP, RawConn, get, json_lines, request,
+                     wait_lines)
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -60,14 +61,17 @@ def test_only_the_first_x_request_id_counts(drover):
 
 
 def test_an_app_that_sets_x_request_id_keeps_its_own(drover, tmp_path):
-    log = tmp_path / "access.json"
-    srv = drover(TESTAPP, "--access-logfile", log,
-                 "--access-log-format", "json")
+    log = tmp_path / "access.log"
+    srv = drover(TESTAPP, "--access-logfile", log, "--access-logformat",
+                 "%(R)s %({X-Request-ID}o)s")
     r = get(srv.port, "/request-id?own=1", [("X-Request-ID", "client-7")])
     assert r.all("X-Request-ID") == ["app-chosen"]
     assert r.body == b"client-7"
-    # the log names the request's id, not the app's response header
-    assert json_lines(log, 1)[0]["request_id"] == "client-7"
+    r = get(srv.port, "/request-id", [("X-Request-ID", "client-8")])
+    assert r.all("X-Request-ID") == ["client-8"]
+    # %(R)s is the request's id; {X-Request-ID}o what the response carried
+    assert wait_lines(log.read_text, 2) == ["client-7 app-chosen",
+                                           "client-8 client-8"]
 
 
 def test_drovers_own_error_responses_carry_the_id(drover):

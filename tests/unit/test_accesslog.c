@@ -159,6 +159,8 @@ static void test_the_request_id_has_an_atom_and_gunicorns_spelling(
     char *got = render("%(R)s", NULL, 0);
     assert_string_equal(got, "-\n");
     free(got);
+    /* the response's: the app set none here, so drover sent the id */
+    expect("%({X-Request-ID}o)s", 0, "0123abcd\n");
 }
 
 /* ---- JSON ---- */
