@@ -51,7 +51,7 @@ static const char *const common_headers[] = {
     "if-modified-since", "upgrade-insecure-requests", "pragma", "dnt",
     "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user",
     "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "range",
-    "keep-alive", "te", "expect", "forwarded",
+    "keep-alive", "te", "expect", "forwarded", "x-request-id",
 };
 #define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
 
