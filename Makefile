@@ -1,6 +1,8 @@
 # drover: the two commands.
 #
-#   make run    install what is missing, build, serve the example app on 0.0.0.0:5000
+#   make run    install what is missing, build, serve the example Flask app
+#               (examples/flask_hello.py) on 0.0.0.0:5000; APP=... serves
+#               another, e.g. make run APP=build/examples/hello.so:hello_app
 #   make test   install what is missing, build, run every suite (unit,
 #               integration, the HTTP and WSGI suites again with app
 #               threads, unit and integration again on an ASan+UBSan build,
@@ -17,7 +19,9 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON     ?= /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 BIND       ?= 0.0.0.0:5000
-APP        ?= $(BUILD)/examples/hello.so:hello_app
+# What `make run` serves: a Python app (drover's main job) by default; any
+# APP drover takes works, the native hello included.
+APP        ?= examples/flask_hello.py:app
 PYTEST_ARGS ?=
 
 SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \

@@ -1,10 +1,15 @@
 /*
- * accesslog: compiles the format into a list of ops, then renders entries.
+ * accesslog: compiles the format into a list of ops, then renders entries;
+ * the JSON format is one fixed writer instead of ops.
+ *
+ * Both escapers copy runs of plain bytes with one append each, so a line
+ * of ordinary text costs a handful of appends, not one per byte.
  */
 #include "accesslog.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +28,20 @@ struct op {
 struct drv_accesslog {
     struct op *ops;
     size_t nops;
+    bool json; /* the format "json": no ops */
     int fd;
     char *path; /* NULL: stdout */
     struct drv_buf line;
+    /* The JSON time's second and zone, formatted once per second. */
+    struct {
+        time_t sec;
+        bool valid;
+        char stamp[32]; /* "2026-11-21T22:42:00" */
+        char zone[8];   /* "+01:00" */
+    } clock;
 };
 
-static const char atoms[] = "hlutrmUqHsBbfaTMDLp";
+static const char atoms[] = "hlutrmUqHsBbfaTMDLpR";
 
 static void add_op(struct drv_accesslog *log, struct op op)
 {
@@ -53,8 +66,12 @@ static int parse_atom(struct drv_accesslog *log, const char **p, char *err,
         return -1;
     }
     size_t n = (size_t)(close - s);
-    if (n >= 3 && s[0] == '{' && s[n - 2] == '}' &&
-        (s[n - 1] == 'i' || s[n - 1] == 'o')) {
+    if (n == 15 && s[n - 1] == 'i' &&
+        strncasecmp(s, "{x-request-id}", 14) == 0) {
+        /* gunicorn's spelling of the request id: the id the app saw */
+        add_op(log, (struct op){.kind = OP_ATOM, .atom = 'R'});
+    } else if (n >= 3 && s[0] == '{' && s[n - 2] == '}' &&
+               (s[n - 1] == 'i' || s[n - 1] == 'o')) {
         char *name = drv_xstrndup(s + 1, n - 3);
         for (char *c = name; *c; c++)
             if (*c >= 'A' && *c <= 'Z')
@@ -77,6 +94,10 @@ struct drv_accesslog *drv_accesslog_create(const char *format, char *err,
 {
     struct drv_accesslog *log = drv_xcalloc(1, sizeof(*log));
     log->fd = -1;
+    if (strcmp(format, "json") == 0) {
+        log->json = true;
+        return log;
+    }
     const char *p = format, *text = format;
     while (*p) {
         if (p[0] == '%' && p[1] == '(') {
@@ -153,19 +174,29 @@ int drv_accesslog_reopen(struct drv_accesslog *log)
     return 0;
 }
 
-/* Append request-controlled text with control bytes, '"' and '\' escaped. */
+static const char hex[] = "0123456789abcdef";
+
+/* Bytes both escapers copy as they are. */
+static bool plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Append request-controlled text with control bytes, bytes above 0x7E,
+ * '"' and '\' escaped as \xHH. */
 static void put_escaped(struct drv_buf *out, const char *p, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            drv_buf_append(out, &p[i], 1);
-        } else {
-            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            drv_buf_append(out, esc, 4);
-        }
+        if (plain(c))
+            continue;
+        drv_buf_append(out, p + run, i - run);
+        char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        drv_buf_append(out, esc, 4);
+        run = i + 1;
     }
+    drv_buf_append(out, p + run, n - run);
 }
 
 static void put_view(struct drv_buf *out, struct drover_str v)
@@ -293,14 +324,196 @@ static void put_atom(struct drv_buf *out, char atom,
     case 'D': drv_buf_printf(out, "%lld", (long long)(e->duration * 1e6)); break;
     case 'L': drv_buf_printf(out, "%.6f", e->duration); break;
     case 'p': drv_buf_printf(out, "<%d>", (int)e->pid); break;
+    case 'R': put_view(out, r ? r->request_id : none); break;
     default: break;
     }
 }
 
-void drv_accesslog_format(const struct drv_accesslog *log,
+/* A response header. X-Request-ID is the app's, else the request id,
+ * which drover sent in its place (response.c). */
+static void put_resp_header(struct drv_buf *out,
+                            const struct drv_access_entry *e,
+                            const char *lower)
+{
+    struct drover_str v = resp_header(e->resp_headers, lower);
+    if (!v.ptr && e->req && strcmp(lower, "x-request-id") == 0)
+        v = e->req->request_id;
+    put_view(out, v);
+}
+
+/* ---- the JSON format ---- */
+
+/*
+ * The length of the valid UTF-8 sequence at p[0..n) (p[0] >= 0x80), or 0
+ * with *bad set to the length of its maximal invalid subpart: the longest
+ * prefix that could still have begun a valid sequence, at least 1
+ * (Unicode 3.9, table 3-7: no overlong forms, no surrogates, nothing past
+ * U+10FFFF).
+ */
+static size_t utf8_valid(const unsigned char *p, size_t n, size_t *bad)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* overlong */
+        hi = c == 0xed ? 0x9f : 0xbf; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* overlong */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* past U+10FFFF */
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    for (size_t i = 1; i <= need; i++) {
+        if (i >= n || p[i] < lo || p[i] > hi) {
+            *bad = i;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return need + 1;
+}
+
+/* The escape for ASCII byte c, which is not plain(): into esc, returning
+ * its length. */
+static size_t json_escape_ascii(unsigned char c, char esc[6])
+{
+    char letter = 0;
+    switch (c) {
+    case '"': letter = '"'; break;
+    case '\\': letter = '\\'; break;
+    case '\b': letter = 'b'; break;
+    case '\f': letter = 'f'; break;
+    case '\n': letter = 'n'; break;
+    case '\r': letter = 'r'; break;
+    case '\t': letter = 't'; break;
+    default: break;
+    }
+    if (letter) {
+        esc[0] = '\\';
+        esc[1] = letter;
+        return 2;
+    }
+    memcpy(esc, "\\u00", 4);
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
+void drv_accesslog_json_string(struct drv_buf *out, const char *text,
+                               size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t run = 0, i = 0;
+    drv_buf_append(out, "\"", 1);
+    while (i < n) {
+        unsigned char c = p[i];
+        char esc[6];
+        size_t len = 1, bad = 1, elen;
+        if (plain(c)) {
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            elen = json_escape_ascii(c, esc);
+        } else if (!(len = utf8_valid(p + i, n - i, &bad))) {
+            len = bad;
+            memcpy(esc, "\\ufffd", 6);
+            elen = 6;
+        } else if (c == 0xc2 && p[i + 1] < 0xa0) { /* C1 control */
+            elen = json_escape_ascii(p[i + 1], esc);
+        } else if (c == 0xe2 && p[i + 1] == 0x80 &&
+                   (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)) {
+            memcpy(esc, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            elen = 6;
+        } else {
+            i += len; /* valid UTF-8: part of the run */
+            continue;
+        }
+        drv_buf_append(out, text + run, i - run);
+        drv_buf_append(out, esc, elen);
+        i += len;
+        run = i;
+    }
+    drv_buf_append(out, text + run, n - run);
+    drv_buf_append(out, "\"", 1);
+}
+
+static void put_json(struct drv_buf *out, struct drover_str v)
+{
+    drv_accesslog_json_string(out, v.ptr, v.len);
+}
+
+/* "2026-11-21T22:42:00.123+01:00": the start of the request in local
+ * time, as the error log's clock; the second's text is made once. */
+static void put_iso_time(struct drv_accesslog *log, struct drv_buf *out,
+                         const struct timespec *t)
+{
+    if (!log->clock.valid || log->clock.sec != t->tv_sec) {
+        struct tm tm;
+        char z[8];
+        localtime_r(&t->tv_sec, &tm);
+        strftime(log->clock.stamp, sizeof(log->clock.stamp),
+                 "%Y-%m-%dT%H:%M:%S", &tm);
+        if (strftime(z, sizeof(z), "%z", &tm) != 5)
+            memcpy(z, "+0000", 6);
+        /* ISO 8601 wants the extended offset beside the extended time */
+        snprintf(log->clock.zone, sizeof(log->clock.zone), "%.3s:%.2s", z,
+                 z + 3);
+        log->clock.sec = t->tv_sec;
+        log->clock.valid = true;
+    }
+    long ms = t->tv_nsec / 1000000;
+    char frac[4] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+                    (char)('0' + ms % 10)};
+    drv_buf_puts(out, log->clock.stamp);
+    drv_buf_append(out, frac, sizeof(frac));
+    drv_buf_puts(out, log->clock.zone);
+}
+
+static void format_json(struct drv_accesslog *log,
+                        const struct drv_access_entry *e, struct drv_buf *out)
+{
+    static const struct drover_str none = {"", 0};
+    const struct drover_request *r = e->req;
+    double duration = isfinite(e->duration) && e->duration > 0 ? e->duration
+                                                               : 0.0;
+    drv_buf_puts(out, "{\"time\":\"");
+    put_iso_time(log, out, &e->start);
+    drv_buf_puts(out, "\",\"remote_addr\":");
+    put_json(out, (struct drover_str){e->remote.ptr, e->remote.len});
+    drv_buf_puts(out, ",\"method\":");
+    put_json(out, r ? r->method : none);
+    drv_buf_puts(out, ",\"path\":");
+    put_json(out, r ? r->path : none);
+    drv_buf_puts(out, ",\"query\":");
+    put_json(out, r ? r->query : none);
+    drv_buf_printf(out, ",\"status\":%d,\"bytes\":%llu,\"duration\":%.6f",
+                   e->status, (unsigned long long)e->body_bytes, duration);
+    drv_buf_puts(out, ",\"user_agent\":");
+    put_json(out, req_header(r, "user-agent"));
+    drv_buf_puts(out, ",\"referer\":");
+    put_json(out, req_header(r, "referer"));
+    drv_buf_puts(out, ",\"request_id\":");
+    put_json(out, r ? r->request_id : none);
+    drv_buf_puts(out, "}\n");
+}
+
+/* ---- both ---- */
+
+void drv_accesslog_format(struct drv_accesslog *log,
                           const struct drv_access_entry *e,
                           struct drv_buf *out)
 {
+    if (log->json) {
+        format_json(log, e, out);
+        return;
+    }
     for (size_t i = 0; i < log->nops; i++) {
         const struct op *op = &log->ops[i];
         switch (op->kind) {
@@ -314,7 +527,7 @@ void drv_accesslog_format(const struct drv_accesslog *log,
             put_view(out, req_header(e->req, op->text));
             break;
         case OP_RESP_HEADER:
-            put_view(out, resp_header(e->resp_headers, op->text));
+            put_resp_header(out, e, op->text);
             break;
         }
     }

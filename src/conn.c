@@ -53,6 +53,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "reqid.h"
 #include "response.h"
 #include "scoreboard.h"
 #include "settings.h"
@@ -90,6 +91,7 @@ struct drv_exchange {
     struct drv_http http;
     struct drv_response res;
     struct drv_forwarded fwd; /* trusted proxy headers of this request */
+    char reqid[DRV_REQID_LEN]; /* a generated request id (view.request_id) */
     struct drv_exchange *next; /* in the set's spares */
 };
 
@@ -245,7 +247,7 @@ static void log_access(struct drv_conn *c)
         return;
     struct drv_access_entry e = {
         .req = &c->x->http.req.view,
-        .remote = {c->remote[0] ? c->remote : "-", 0},
+        .remote = {c->remote, 0}, /* empty for unix sockets */
         .status = c->x->res.status,
         .body_bytes = c->x->res.body_bytes,
         .resp_headers = {drv_buf_data(&c->x->res.headers),
@@ -290,10 +292,22 @@ static void response_done(struct drv_conn *c)
     detach(c);
 }
 
+/* The request's id (reqid.h): its first X-Request-ID when sane, else a
+ * new one in c->x->reqid. Before the head is complete there are no headers
+ * to look at, and a refused request gets a new id. */
+static void assign_request_id(struct drv_conn *c)
+{
+    struct drv_request *req = &c->x->http.req;
+    const struct drover_header *h = drv_http_header(req, "x-request-id");
+    req->view.request_id = drv_reqid_pick(
+        h ? h->value : (struct drover_str){NULL, 0}, c->x->reqid);
+}
+
 /* Answer a request that cannot be served (bad bytes, limits, timeouts)
  * with a small error response, then close. */
 static void reply_error(struct drv_conn *c, int status, const char *reason)
 {
+    assign_request_id(c);
     drv_info("%d %s from %s: %s", status, drv_status_reason(status),
              c->remote[0] ? c->remote : c->listener->name,
              reason ? reason : "");
@@ -306,6 +320,7 @@ static void reply_error(struct drv_conn *c, int status, const char *reason)
 
 static void fill_view(struct drv_conn *c, struct drover_request *v)
 {
+    assign_request_id(c);
     v->remote_addr = (struct drover_str){c->remote, strlen(c->remote)};
     v->remote_port = c->remote_port;
     v->server_addr = (struct drover_str){c->listener->host,
@@ -493,7 +508,9 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
         /* The loop does not write to a connection in the app (C_APP), so
          * the answer cannot interleave with anything. */
         if (in_call(c))
-            drv_response_send_timeout(c->fd, c->x->http.req.is_head);
+            drv_response_send_timeout(
+                c->fd, c->x->http.req.is_head,
+                (struct drv_str){req->request_id.ptr, req->request_id.len});
         n++;
     }
     return n;

@@ -393,6 +393,9 @@ static int on_headers_complete(llhttp_t *p)
     struct drv_request *r = &h->req;
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
+    /* The views first, so that a refusal below still has the headers
+     * (the refused request's X-Request-ID, say). */
+    build_views(h);
     if (r->http_minor == 1 && !h->host_seen)
         return refuse(h, 400, "HTTP/1.1 request without Host");
     /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
@@ -416,7 +419,6 @@ static int on_headers_complete(llhttp_t *p)
     if (max > 0 && has_length && p->content_length > (uint64_t)max)
         return refuse(h, 413, "body larger than max_body_size");
     r->is_head = p->method == HTTP_HEAD;
-    build_views(h);
     h->head_done = true;
     bool body_follows = h->te_chunked || (has_length && p->content_length);
     if (h->expect_seen && body_follows && r->http_minor == 1) {

@@ -6,7 +6,7 @@
  *   --dev: settings -> logs -> listeners -> one process (dev.c)
  *
  * Every step before serving either succeeds or stops the start with one
- * line on stderr. Exit statuses:
+ * line on stderr. Exit statuses (master.h's DRV_EXIT_*):
  *   0  clean stop, or --help/--version/--print-config/--check-config OK
  *   1  a run-time resource failure at start (a bind address in use, ...)
  *   2  bad configuration: a flag, variable or YAML value, or an app spec
@@ -29,6 +29,7 @@
 #include "app.h"
 #include "buf.h"
 #include "dev.h"
+#include "doc.h"
 #include "listener.h"
 #include "log.h"
 #include "master.h"
@@ -37,8 +38,6 @@
 #include "settings.h"
 
 extern char **environ;
-
-enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 
 struct server {
     struct drv_settings s;
@@ -231,20 +230,20 @@ static int check_config(struct server *srv)
         check_log_file("--error-logfile", s->errorlog, err, sizeof(err)) ||
         check_log_file("--access-logfile", s->accesslog, err, sizeof(err)) ||
         check_pidfile(s->pidfile, err, sizeof(err)))
-        return fail(EXIT_CONFIG, err);
+        return fail(DRV_EXIT_CONFIG, err);
     if (srv->s.access_log_format) {
         struct drv_accesslog *log = drv_accesslog_create(
             srv->s.access_log_format, err, sizeof(err));
         if (!log) {
             fprintf(stderr, "drover: --access-logformat: %s\n", err);
-            return EXIT_CONFIG;
+            return DRV_EXIT_CONFIG;
         }
         drv_accesslog_free(log);
     }
     if (srv->s.app) {
         struct drv_app *app = drv_app_load(srv->s.app, &srv->s, err, sizeof(err));
         if (!app)
-            return fail(EXIT_CONFIG, err);
+            return fail(DRV_EXIT_CONFIG, err);
         drv_app_free(app);
     }
     if (srv->s.config)
@@ -260,16 +259,16 @@ static int serve(struct server *srv)
     const struct drv_settings *s = &srv->s;
     /* Set after a reload: the previous image's workers are serving. */
     int scoreboard_fd = drv_reexec_inherited_fd();
-    int status = EXIT_CONFIG;
+    int status = DRV_EXIT_CONFIG;
     bool ready = open_logs(srv, err, sizeof(err)) == 0 &&
                  prepare_process(s, err, sizeof(err)) == 0;
     if (!ready && scoreboard_fd < 0)
-        return fail(EXIT_CONFIG, err);
+        return fail(DRV_EXIT_CONFIG, err);
     if (open_listeners(srv, err, sizeof(err)) != 0)
-        return fail(EXIT_RUNTIME, err);
+        return fail(DRV_EXIT_RUNTIME, err);
     if (s->dev) { /* loads the app itself: a failed import is a 500 page */
         if (s->pidfile && write_pidfile(s->pidfile, err, sizeof(err)) != 0) {
-            status = fail(EXIT_RUNTIME, err);
+            status = fail(DRV_EXIT_RUNTIME, err);
         } else {
             status = drv_dev_run(s, srv->listeners, srv->nlisteners,
                                  srv->accesslog);
@@ -286,7 +285,7 @@ static int serve(struct server *srv)
     }
     if (ready && s->pidfile && write_pidfile(s->pidfile, err, sizeof(err))) {
         ready = false;
-        status = EXIT_RUNTIME;
+        status = DRV_EXIT_RUNTIME;
     }
     /* A reload whose check passed but whose start fails (a file changed
      * in between, say) must not take the site down: this image keeps the
@@ -351,7 +350,7 @@ int main(int argc, char **argv)
     char err[1024] = "";
     if (drv_settings_load(&srv.s, argc, argv, environ, &action, err,
                           sizeof(err)) != 0)
-        return fail(EXIT_CONFIG, err);
+        return fail(DRV_EXIT_CONFIG, err);
 
     /* Before anything is created (log files, the pid file, a check's
      * test files), so every one of them gets it. */
@@ -361,7 +360,7 @@ int main(int argc, char **argv)
     int status = 0;
     switch (action) {
     case DRV_ACTION_HELP:
-        drv_settings_print_help(stdout, "drover");
+        drv_doc_help(stdout, "drover");
         break;
     case DRV_ACTION_VERSION:
         printf("drover %s\n", DROVER_VERSION);
@@ -370,7 +369,10 @@ int main(int argc, char **argv)
         drv_settings_print_yaml(&srv.s, stdout);
         break;
     case DRV_ACTION_PRINT_REFERENCE:
-        drv_settings_print_reference(stdout);
+        drv_doc_reference(stdout);
+        break;
+    case DRV_ACTION_PRINT_MAN:
+        drv_doc_man(stdout);
         break;
     case DRV_ACTION_CHECK_CONFIG:
         status = check_config(&srv);

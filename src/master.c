@@ -454,7 +454,7 @@ static void answer_timed_out(const struct drv_slot *slot)
         return;
     }
     bool head = strncmp(slot->request, "HEAD ", 5) == 0;
-    int rc = drv_response_send_timeout(fd, head);
+    int rc = drv_response_send_timeout(fd, head, (struct drv_str){NULL, 0});
     if (rc < 0)
         drv_debug("504 to the timed-out request: %s", strerror(-rc));
     close(fd);

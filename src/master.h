@@ -43,8 +43,16 @@
 struct drv_app;
 struct drv_accesslog;
 
-/* Exit status of a worker that could not boot, and of a master that gave
- * up because its workers could not (gunicorn uses 3 as well). */
+/* drover's exit statuses (drover(1) lists them, see doc.c); 0 is a
+ * clean stop, or an action such as --check-config that succeeded. */
+/* A resource that failed at start: a bind address in use, a pid file
+ * naming a running drover. */
+#define DRV_EXIT_RUNTIME 1
+/* Bad configuration: a flag, variable or YAML value, or an app that
+ * cannot be loaded. */
+#define DRV_EXIT_CONFIG 2
+/* A worker that could not boot, and a master that gave up because its
+ * workers could not (gunicorn uses 3 as well). */
 #define DRV_EXIT_BOOT 3
 
 struct drv_master_args {

@@ -12,6 +12,8 @@
  *
  * SERVER_NAME and SERVER_PORT come from the request's authority (an
  * absolute-form target, else Host), else from the listener.
+ * HTTP_X_REQUEST_ID is always the request's id (reqid.h): the header as
+ * sent when it was sane, else the id drover made in its place.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,7 +31,7 @@ enum key {
     K_REQUEST_METHOD, K_SCRIPT_NAME, K_PATH_INFO, K_QUERY_STRING,
     K_CONTENT_TYPE, K_CONTENT_LENGTH, K_SERVER_NAME, K_SERVER_PORT,
     K_SERVER_PROTOCOL, K_REMOTE_ADDR, K_REMOTE_PORT, K_RAW_URI,
-    K_URL_SCHEME, K_INPUT,
+    K_URL_SCHEME, K_INPUT, K_REQUEST_ID,
     K_COUNT
 };
 
@@ -37,7 +39,7 @@ static const char *const key_names[K_COUNT] = {
     "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING",
     "CONTENT_TYPE", "CONTENT_LENGTH", "SERVER_NAME", "SERVER_PORT",
     "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "RAW_URI",
-    "wsgi.url_scheme", "wsgi.input",
+    "wsgi.url_scheme", "wsgi.input", "HTTP_X_REQUEST_ID",
 };
 
 /* Header names common enough to deserve a prebuilt HTTP_* key. */
@@ -49,7 +51,7 @@ static const char *const common_headers[] = {
     "if-modified-since", "upgrade-insecure-requests", "pragma", "dnt",
     "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user",
     "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "range",
-    "keep-alive", "te", "expect", "forwarded",
+    "keep-alive", "te", "expect", "forwarded", "x-request-id",
 };
 #define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
 
@@ -269,6 +271,10 @@ PyObject *py_build_environ(struct drv_request *req, struct pyreq *ctx,
     for (size_t i = 0; i < v->nheaders; i++)
         if (add_header(env, &v->headers[i]) != 0)
             goto fail;
+    /* After the headers: it replaces an X-Request-ID that was not sane. */
+    if (v->request_id.len &&
+        set_item(env, keys[K_REQUEST_ID], str_of(v->request_id)))
+        goto fail;
     if (host_and_port(env, req) != 0)
         goto fail;
     /* A de-chunked body has a length now; tell the app (PEP 3333 lets

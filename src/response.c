@@ -141,7 +141,7 @@ static void withdraw(struct drv_response *r)
     drv_buf_reset(&r->pending);
     r->content_length = -1;
     r->has_file = false;
-    r->app_date = r->app_server = false;
+    r->app_date = r->app_server = r->app_request_id = false;
 }
 
 int drv_response_cancel(struct drv_response *r)
@@ -171,8 +171,12 @@ int drv_response_error(struct drv_response *r, int status, bool head_only)
     const struct drv_request *req = r->req;
     bool http10 = req && req->http_minor == 0;
     size_t before = drv_buf_size(r->out);
+    struct drv_str id = {NULL, 0};
+    if (req)
+        id = (struct drv_str){req->view.request_id.ptr,
+                              req->view.request_id.len};
     r->body_bytes = drv_response_simple(r->out, status, NULL, r->keep_alive,
-                                        http10, head_only);
+                                        http10, head_only, id);
     r->head_bytes = drv_buf_size(r->out) - before - r->body_bytes;
     r->status = status;
     r->chunked = false;
@@ -207,7 +211,7 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
      * written: none of it may end up in the error page. */
     drv_buf_reset(&r->pending);
     r->content_length = -1;
-    r->app_date = r->app_server = false;
+    r->app_date = r->app_server = r->app_request_id = false;
     r->state = DRV_RESPONSE_STARTED;
     return 0;
 }
@@ -290,6 +294,8 @@ int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
         r->app_date = true;
     else if (name_is(name, nlen, "server"))
         r->app_server = true;
+    else if (name_is(name, nlen, "x-request-id"))
+        r->app_request_id = true;
     drv_buf_append(&r->headers, name, nlen);
     drv_buf_append(&r->headers, ": ", 2);
     drv_buf_append(&r->headers, value, vlen);
@@ -300,6 +306,18 @@ int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
 static bool status_has_body(int status)
 {
     return status >= 200 && status != 204 && status != 304;
+}
+
+/* X-Request-ID: the request's id (reqid.h), unless the app set its own.
+ * The id is printable ASCII without spaces: safe in a header as it is. */
+static void put_request_id(struct drv_buf *o, struct drover_str id,
+                           bool app_set)
+{
+    if (app_set || !id.len)
+        return;
+    drv_buf_puts(o, "X-Request-ID: ");
+    drv_buf_append(o, id.ptr, id.len);
+    drv_buf_puts(o, "\r\n");
 }
 
 /* Write the status line and headers; fix the framing (see response.h). */
@@ -336,6 +354,7 @@ static void commit(struct drv_response *r, bool complete)
         drv_buf_puts(o, "\r\n");
     }
     drv_buf_append(o, drv_buf_data(&r->headers), drv_buf_size(&r->headers));
+    put_request_id(o, req->view.request_id, r->app_request_id);
     if (length >= 0 && status_has_body(r->status))
         drv_buf_printf(o, "Content-Length: %lld\r\n", (long long)length);
     if (r->chunked)
@@ -532,7 +551,8 @@ int drv_response_pull(struct drv_response *r)
 }
 
 size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
-                           bool keep_alive, bool http10, bool head_only)
+                           bool keep_alive, bool http10, bool head_only,
+                           struct drv_str request_id)
 {
     char text[128];
     if (!body) {
@@ -546,21 +566,26 @@ size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
     drv_buf_printf(out,
                    "HTTP/1.1 %d %s\r\nServer: drover\r\nDate: %s\r\n"
                    "Content-Type: text/plain; charset=utf-8\r\n"
-                   "Content-Length: %zu\r\n%s\r\n",
+                   "Content-Length: %zu\r\n",
                    status, drv_status_reason(status), drv_response_date(),
-                   len, connection);
+                   len);
+    put_request_id(out, (struct drover_str){request_id.ptr, request_id.len},
+                   false);
+    drv_buf_printf(out, "%s\r\n", connection);
     if (head_only)
         return 0;
     drv_buf_append(out, body, len);
     return len;
 }
 
-int drv_response_send_timeout(int fd, bool head_only)
+int drv_response_send_timeout(int fd, bool head_only,
+                              struct drv_str request_id)
 {
     drv_response_clock(time(NULL));
     struct drv_buf out = {0};
     drv_response_simple(&out, 504, "The request took too long and was "
-                        "stopped (--timeout).\n", false, false, head_only);
+                        "stopped (--timeout).\n", false, false, head_only,
+                        request_id);
     ssize_t n = send(fd, drv_buf_data(&out), drv_buf_size(&out),
                      MSG_DONTWAIT | MSG_NOSIGNAL);
     int rc = n < 0 ? -errno : (size_t)n < drv_buf_size(&out) ? -EAGAIN : 0;

@@ -38,7 +38,9 @@
  * Hop-by-hop headers from the app (Connection, Keep-Alive,
  * Transfer-Encoding, Upgrade, Proxy-Connection, TE, Trailer) are drover's
  * business: "Connection: close" from the app closes after the response,
- * the rest are dropped. Date and Server are added unless the app set them.
+ * the rest are dropped. Date and Server are added unless the app set them,
+ * and so is X-Request-ID, with the request's id (view.request_id, see
+ * reqid.h), when it has one.
  */
 #ifndef DRV_RESPONSE_H
 #define DRV_RESPONSE_H
@@ -90,7 +92,7 @@ struct drv_response {
     bool keep_alive;   /* in: the connection may be kept; out: it will be */
     bool chunked;
     bool no_body;
-    bool app_date, app_server;
+    bool app_date, app_server, app_request_id;
     bool failed;       /* the body cannot be completed: close after flush */
     drv_source_closer closer; /* NULL: close sources in place */
     void *closer_arg;
@@ -193,12 +195,15 @@ static inline bool drv_response_keeps_alive(const struct drv_response *r)
 /*
  * Write a complete, small response for an error or a refusal into out:
  * status line, Server, Date, Content-Type: text/plain, Content-Length,
- * then "Connection: close" unless keep_alive, or "Connection: keep-alive"
- * when keeping an HTTP/1.0 (`http10`) connection. `body` may be NULL (the
- * reason phrase is sent). Returns the body bytes added (0 when head_only).
+ * X-Request-ID when `request_id` is not empty (it must be a sane id, see
+ * reqid.h), then "Connection: close" unless keep_alive, or "Connection:
+ * keep-alive" when keeping an HTTP/1.0 (`http10`) connection. `body` may
+ * be NULL (the reason phrase is sent). Returns the body bytes added (0
+ * when head_only).
  */
 size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
-                           bool keep_alive, bool http10, bool head_only);
+                           bool keep_alive, bool http10, bool head_only,
+                           struct drv_str request_id);
 
 /*
  * A request the worker will not finish (--timeout): send a complete "504
@@ -206,9 +211,10 @@ size_t drv_response_simple(struct drv_buf *out, int status, const char *body,
  * `fd` and shut its sending side, so the client gets an answer and an
  * end even while another copy of the socket stays open in a stuck
  * process. Only for a request none of whose response was sent. Never
- * blocks. Returns 0, or -errno.
+ * blocks. `request_id` may be empty. Returns 0, or -errno.
  */
-int drv_response_send_timeout(int fd, bool head_only);
+int drv_response_send_timeout(int fd, bool head_only,
+                              struct drv_str request_id);
 
 /* The standard reason phrase for a status, "Unknown" if none. */
 const char *drv_status_reason(int status);

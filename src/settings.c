@@ -333,9 +333,16 @@ static const struct row rows[] = {
                "\"%(a)s\"",
         .metavar = "FORMAT", .group = "Logging",
         .off = OFF(access_log_format),
-        .help = "Access log line format, with gunicorn's %(x)s atoms: h "
-                "remote address, u user, t time, r request line, s status, "
-                "b body bytes, f referer, a user agent.",
+        .help = "Access log line format. `json` writes one JSON object "
+                "per request (keys time, remote_addr, method, path, query, "
+                "status, bytes, duration, user_agent, referer, request_id; "
+                "every string escaped, invalid UTF-8 replaced by U+FFFD). "
+                "Anything else is a line with gunicorn's `%(x)s` atoms: h "
+                "remote address, u user, t time, r request line, m method, "
+                "U path, q query, s status, b body bytes, f referer, a user "
+                "agent, L duration in seconds, `%({Name}i)s` a request "
+                "header, `%({Name}o)s` a response header, and drover's "
+                "`%(R)s`, the request id (also `%({X-Request-ID}i)s`).",
     },
     {
         .name = "errorlog",
@@ -456,6 +463,8 @@ static const struct {
     {"-v", "--version", DRV_ACTION_VERSION, 3, "show the version and exit"},
     {NULL, "--print-reference", DRV_ACTION_PRINT_REFERENCE, 2,
      "print the configuration reference (Markdown) and exit"},
+    {NULL, "--print-man", DRV_ACTION_PRINT_MAN, 2,
+     "print the drover(1) manual page (roff) and exit"},
     {NULL, "--print-config", DRV_ACTION_PRINT_CONFIG, 1,
      "print the resolved settings as YAML and exit"},
     {NULL, "--check-config", DRV_ACTION_CHECK_CONFIG, 1,
@@ -1793,30 +1802,6 @@ void drv_settings_print_yaml(const struct drv_settings *s, FILE *out)
     }
 }
 
-/* Print text word-wrapped to `width` columns, each line indented. */
-static void put_wrapped(FILE *out, const char *text, int indent, int width)
-{
-    const char *p = text;
-    int room = width - indent;
-
-    while (*p) {
-        int n = (int)strlen(p), cut = n;
-
-        if (n > room) {
-            /* break at the last space that fits, else at the first one */
-            for (cut = room; cut > 0 && p[cut] != ' '; cut--)
-                ;
-            if (cut == 0)
-                for (cut = room; p[cut] && p[cut] != ' '; cut++)
-                    ;
-        }
-        fprintf(out, "%*s%.*s\n", indent, "", cut, p);
-        p += cut;
-        while (*p == ' ')
-            p++;
-    }
-}
-
 static const char *scalar_type_name(const struct row *r)
 {
     switch (r->type) {
@@ -1848,33 +1833,6 @@ static void type_text(const struct row *r, char *buf, size_t len)
         snprintf(buf, len, "%s", scalar_type_name(r));
 }
 
-/* "-w, --workers INT", "--preload, --no-preload", "APP"; in Markdown
- * each flag is code. */
-static void flags_text(const struct row *r, char *buf, size_t len, bool md)
-{
-    const char *tick = md ? "`" : "";
-    size_t n = 0;
-
-    buf[0] = '\0';
-    if (r->opts & R_POSITIONAL) {
-        snprintf(buf, len, "%s%s%s (positional)", tick, r->metavar, tick);
-        return;
-    }
-    /* i == 0 is the short flag, then flags[0..MAX_FLAGS) */
-    for (size_t i = 0; i <= MAX_FLAGS && n < len; i++) {
-        const char *f = i == 0 ? r->shortflag : r->flags[i - 1];
-        if (!f)
-            continue;
-        n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s", n ? ", " : "", tick,
-                              f, tick);
-        if (r->type == T_BOOL && i > 0 && n < len)
-            n += (size_t)snprintf(buf + n, len - n, ", %s--no-%s%s", tick,
-                                  f + 2, tick);
-    }
-    if (r->metavar && n < len)
-        snprintf(buf + n, len - n, " %s", r->metavar);
-}
-
 static void range_text(const struct row *r, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -1889,115 +1847,43 @@ static void range_text(const struct row *r, char *buf, size_t len)
         snprintf(buf, len, "%" PRId64 " to %" PRId64, r->min, r->max);
 }
 
-void drv_settings_print_help(FILE *out, const char *prog)
-{
-    const char *group = NULL;
-    char flags[200], name[64], type[128], line[512];
+/* ---- documentation (doc.c renders it) ---------------------------------- */
 
-    fprintf(out,
-            "usage: %s [OPTIONS] APP\n\n"
-            "Serve a Python WSGI app or a native C app over HTTP with a\n"
-            "master process and a pool of workers.\n\n"
-            "APP is module:callable or path/to/script.py:callable (Python\n"
-            "WSGI, e.g. myproj.wsgi:app) or path/to/app.so:symbol (native).\n\n"
-            "Settings come from, lowest first: defaults, the YAML file "
-            "(-c),\nDROVER_<NAME> environment variables, the command "
-            "line.\n\nActions:\n",
-            prog ? prog : "drover");
-    for (size_t i = 0; i < NACTIONS; i++) {
-        snprintf(flags, sizeof(flags), "%s%s%s",
-                 actions[i].shortflag ? actions[i].shortflag : "",
-                 actions[i].shortflag ? ", " : "", actions[i].flag);
-        fprintf(out, "  %-22s %s\n", flags, actions[i].help);
-    }
+void drv_settings_docs(void (*each)(const struct drv_setting_doc *d, void *arg),
+                       void *arg)
+{
     for (size_t i = 0; i < NROWS; i++) {
         const struct row *r = &rows[i];
-
-        if (!group || strcmp(group, r->group) != 0) {
-            group = r->group;
-            fprintf(out, "\n%s:\n", group);
-        }
-        flags_text(r, flags, sizeof(flags), false);
-        fprintf(out, "  %s\n", flags);
-        put_wrapped(out, r->help, 8, 78);
-        env_name(r, name, sizeof(name));
-        type_text(r, type, sizeof(type));
-        /* --help names a scalar's type through its metavar; a list's
-         * metavar cannot say what one item is */
-        snprintf(line, sizeof(line), "[%s%senv %s, default %s]",
-                 r->type == T_LIST ? type : "", r->type == T_LIST ? ", " : "",
-                 name, r->def ? r->def : "unset");
-        put_wrapped(out, line, 8, 78);
+        struct drv_setting_doc d = {
+            .name = r->name,
+            .group = r->group,
+            .help = r->help,
+            .shortflag = r->shortflag,
+            .flags = r->flags,
+            .metavar = r->metavar,
+            .positional = (r->opts & R_POSITIONAL) != 0,
+            .negatable = r->type == T_BOOL,
+            .in_yaml = !(r->opts & R_NOT_IN_YAML),
+            .list = r->type == T_LIST,
+            .def = r->def,
+            .env_default = r->env_default ? r->env_default
+                           : (r->opts & R_LISTEN) ? "PORT"
+                                                  : NULL,
+        };
+        while (d.nflags < MAX_FLAGS && r->flags[d.nflags])
+            d.nflags++;
+        env_name(r, d.env, sizeof(d.env));
+        type_text(r, d.type, sizeof(d.type));
+        range_text(r, d.range, sizeof(d.range));
+        each(&d, arg);
     }
 }
 
-void drv_settings_print_reference(FILE *out)
+void drv_settings_action_docs(void (*each)(const char *shortflag,
+                                           const char *flag, const char *help,
+                                           void *arg),
+                              void *arg)
 {
-    const char *group = NULL;
-    char buf[512];
-
-    fputs("# drover configuration reference\n\n"
-          "<!-- Generated by `drover --print-reference` from the settings "
-          "table in src/settings.c; do not edit by hand. -->\n\n"
-          "Every setting can be given in four places. Later ones win:\n\n"
-          "1. the built-in default;\n"
-          "2. the YAML file named by `-c/--config` or `DROVER_CONFIG`, a "
-          "mapping of setting names to values (`max_requests: 1000`; "
-          "`max-requests` works too);\n"
-          "3. an environment variable `DROVER_<NAME>` "
-          "(`DROVER_MAX_REQUESTS=1000`); an empty variable counts as "
-          "unset;\n"
-          "4. the command line (`--max-requests 1000` or "
-          "`--max-requests=1000`).\n\n"
-          "`PORT` and `WEB_CONCURRENCY`, set by container platforms, "
-          "replace the defaults of `bind` and `workers`, so any explicit "
-          "setting still wins over them.\n\n"
-          "Value syntax:\n\n"
-          "* booleans: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`; "
-          "each boolean flag `--x` has a `--no-x` form;\n"
-          "* seconds: integers or decimals (`30`, `0.5`);\n"
-          "* sizes: bytes, or a number with `k`, `m` or `g` (multiples of "
-          "1024): `512k`, `10m`;\n"
-          "* lists (`bind`): repeat the flag, use a YAML list, or separate "
-          "items with commas in the environment variable. A list from a "
-          "higher source replaces the whole list from a lower one.\n\n"
-          "A bad value stops drover with one line naming where it came "
-          "from (`--workers: 'x' is not an integer`, "
-          "`DROVER_TIMEOUT: '-1' is below the minimum 0`, "
-          "`drover.yml:4:3: unknown setting 'wrokers'`) and exit status "
-          "2.\n\n"
-          "Actions:\n\n",
-          out);
     for (size_t i = 0; i < NACTIONS; i++)
-        fprintf(out, "* %s%s%s`%s`: %s\n", actions[i].shortflag ? "`" : "",
-                actions[i].shortflag ? actions[i].shortflag : "",
-                actions[i].shortflag ? "`, " : "", actions[i].flag,
-                actions[i].help);
-    for (size_t i = 0; i < NROWS; i++) {
-        const struct row *r = &rows[i];
-
-        if (!group || strcmp(group, r->group) != 0) {
-            group = r->group;
-            fprintf(out, "\n## %s\n", group);
-        }
-        fprintf(out, "\n### `%s`\n\n%s\n\n| | |\n|---|---|\n", r->name,
-                r->help);
-        flags_text(r, buf, sizeof(buf), true);
-        fprintf(out, "| Command line | %s |\n", buf);
-        env_name(r, buf, sizeof(buf));
-        fprintf(out, "| Environment | `%s` |\n", buf);
-        if (r->opts & R_NOT_IN_YAML)
-            fputs("| YAML | (not allowed) |\n", out);
-        else
-            fprintf(out, "| YAML | `%s` |\n", r->name);
-        type_text(r, buf, sizeof(buf));
-        fprintf(out, "| Type | %s |\n", buf);
-        if (r->def)
-            fprintf(out, "| Default | `%s` |\n", r->def);
-        else
-            fputs("| Default | unset |\n", out);
-        range_text(r, buf, sizeof(buf));
-        if (buf[0])
-            fprintf(out, "| Range | %s |\n", buf);
-    }
+        each(actions[i].shortflag, actions[i].flag, actions[i].help, arg);
 }

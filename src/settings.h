@@ -4,8 +4,9 @@
  * Each row names a setting once: its YAML key, its CLI flag(s), its
  * environment variable (DROVER_<KEY in upper case>), its type, default,
  * bounds and help text. Command-line parsing, the YAML file, the
- * environment, --help, --print-config, --check-config and
- * docs/configuration.md are all generated from that table.
+ * environment, --print-config and --check-config come from that table,
+ * and so do --help, docs/configuration.md and drover(1) (doc.c, through
+ * drv_settings_docs).
  *
  * Precedence, lowest first: default < YAML file < environment < command
  * line. The YAML file is named by -c/--config or DROVER_CONFIG. PORT and
@@ -90,6 +91,7 @@ enum drv_action {
     DRV_ACTION_PRINT_CONFIG,
     DRV_ACTION_CHECK_CONFIG,
     DRV_ACTION_PRINT_REFERENCE, /* --print-reference: docs/configuration.md */
+    DRV_ACTION_PRINT_MAN,       /* --print-man: drover(1) */
 };
 
 /*
@@ -110,12 +112,40 @@ void drv_settings_free(struct drv_settings *s);
  * accepts back unchanged (used by --print-config). */
 void drv_settings_print_yaml(const struct drv_settings *s, FILE *out);
 
-/* --help text: usage line, then one entry per setting with its flags,
- * environment variable, default and help. */
-void drv_settings_print_help(FILE *out, const char *prog);
+/* One setting as documentation shows it (see drv_settings_docs). The
+ * pointers are the table's own and live as long as the program; the
+ * arrays are filled for the call. */
+struct drv_setting_doc {
+    const char *name;  /* the setting's name, which is its YAML key */
+    const char *group; /* "Workers": consecutive settings share one */
+    const char *help;  /* one paragraph, plain text */
+    const char *shortflag;     /* "-w", or NULL */
+    const char *const *flags;  /* long flags, the main one first */
+    size_t nflags;
+    const char *metavar;       /* "INT"; the positional's name; or NULL */
+    bool positional;           /* the APP argument: no flag at all */
+    bool negatable;            /* a boolean: each --x has a --no-x */
+    bool in_yaml;              /* may be set in the YAML file */
+    bool list;                 /* repeatable; comma-separated in env */
+    const char *def;           /* default as text, NULL when unset */
+    const char *env_default;   /* platform variable (PORT, WEB_CONCURRENCY)
+                                  that replaces the default, or NULL */
+    char env[64];              /* "DROVER_WORKERS" */
+    char type[160];            /* "integer", "list (each item: address)" */
+    char range[64];            /* "1 to 1024", "0 or more", or "" */
+};
 
-/* Markdown reference of every setting (docs/configuration.md). */
-void drv_settings_print_reference(FILE *out);
+/* Call each(d, arg) for every setting, in the table's order (which is
+ * --help's and the reference's). */
+void drv_settings_docs(void (*each)(const struct drv_setting_doc *d, void *arg),
+                       void *arg);
+
+/* Call each() for every action flag (--help, --version, ...), in order;
+ * shortflag may be NULL. */
+void drv_settings_action_docs(void (*each)(const char *shortflag,
+                                           const char *flag, const char *help,
+                                           void *arg),
+                              void *arg);
 
 /* The umask setting's value: 0..0777, or -1 if `text` is not octal. */
 int drv_settings_parse_umask(const char *text);

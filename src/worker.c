@@ -15,6 +15,7 @@
 #include "accesslog.h"
 #include "log.h"
 #include "pool.h"
+#include "reqid.h"
 #include "response.h"
 #include "scoreboard.h"
 
@@ -379,6 +380,8 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                   .on_response = on_response},
     };
     http_limits(&w->conns.limits, s);
+    /* After fork(): each worker's request ids from its own seed. */
+    drv_reqid_seed();
     /* Not the default loop: its SIGCHLD watcher would reap the children
      * an app starts itself (subprocess.run) behind the app's back. */
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);

@@ -4,11 +4,14 @@
 # Usage: tools/install-deps.sh [build|test|bench|all]   (default: all)
 set -eu
 
+# python3-flask is in build because `make run` serves examples/flask_hello.py.
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
-       libsystemd-dev python3-dev libcmocka-dev"
+       libsystemd-dev python3-dev libcmocka-dev python3-flask"
+# groff-base and man-db: the man page test renders build/drover.1 and
+# checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
-      nginx-light python3-yaml python3-waitress"
+      nginx-light python3-yaml python3-waitress groff-base man-db"
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
        procps iproute2 util-linux"
 

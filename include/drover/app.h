@@ -42,8 +42,9 @@ extern "C" {
  * this header.
  *   1  the first version
  *   2  drover_request gains authority, host and port; drover_app gains
- *      flags (DROVER_APP_THREADSAFE) */
-#define DROVER_APP_ABI_VERSION 2
+ *      flags (DROVER_APP_THREADSAFE)
+ *   3  drover_request gains request_id */
+#define DROVER_APP_ABI_VERSION 3
 
 /* A length-carrying string view; not NUL-terminated. */
 struct drover_str {
@@ -84,6 +85,12 @@ struct drover_request {
     struct drover_str authority;
     struct drover_str host;
     struct drover_str port;
+    /* Since ABI version 3: the request's id, never empty. The client's
+     * (or proxy's) X-Request-ID when it is 1-128 bytes of printable ASCII
+     * without spaces, else one drover made (32 hex digits). drover sends
+     * it back in the response's X-Request-ID unless the app sets that
+     * header, and writes it to the access log. */
+    struct drover_str request_id;
 };
 
 /*

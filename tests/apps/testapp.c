@@ -19,6 +19,9 @@
  *                                answers "length=L fnv=HEX memory=0|1\n"
  *                                (FNV-1a 64 of the body; memory=1 when
  *                                drover held the body in memory)
+ *   /request-id[?own=1]          the request's id (view.request_id) as the
+ *                                body; with own=1 the app sets the
+ *                                response's X-Request-ID to "app-chosen"
  *   anything else                404
  *
  * Also exported, for start-up failure tests: badabi_app (ABI version 999),
@@ -274,6 +277,17 @@ static int do_body_sha(const struct drover_request *req,
     return reply(res, 200, body);
 }
 
+static int do_request_id(const struct drover_request *req,
+                         struct drover_response *res)
+{
+    static const struct drover_header own = {{"X-Request-ID", 12},
+                                             {"app-chosen", 10}};
+    bool mine = param(req->query, "own", 0) == 1;
+    if (res->start(res, 200, NULL, &own, mine ? 1 : 0) != 0)
+        return -1;
+    return res->write(res, req->request_id.ptr, req->request_id.len);
+}
+
 static int handle(void *app_state, const struct drover_request *req,
                   struct drover_response *res)
 {
@@ -299,6 +313,8 @@ static int handle(void *app_state, const struct drover_request *req,
         return do_sleep(req, res);
     if (str_is(path, "/body-sha"))
         return do_body_sha(req, res);
+    if (str_is(path, "/request-id"))
+        return do_request_id(req, res);
     return reply(res, 404, "not found\n");
 }
 

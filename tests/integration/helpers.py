@@ -362,3 +362,24 @@ def serving_pid(srv, path="/"):
     r = get(srv.port, path)
     assert r.status == 200
     return int(r.text.split()[0])
+
+
+def wait_lines(read, n, timeout=5):
+    """The lines of read() once there are at least n (a log being
+    written by another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = read().splitlines()
+        if len(lines) >= n:
+            return lines
+        time.sleep(0.02)
+    raise AssertionError(f"wanted {n} lines, got: {read()!r}")
+
+
+def json_lines(path, n):
+    """The first n lines of a JSON access log at `path`, each parsed on its
+    own (the file must be UTF-8, each line one JSON object). The split is
+    str.splitlines(), which also breaks at U+2028, U+0085 and the like: a
+    line that still parses proves drover escaped them."""
+    lines = wait_lines(lambda: path.read_bytes().decode("utf-8"), n)
+    return [json.loads(line) for line in lines]

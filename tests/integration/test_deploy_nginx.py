@@ -3,8 +3,8 @@
 The nginx configuration is conf/nginx.conf itself, with only its paths,
 listen address and upstream ports changed (each change must apply, so the
 test follows the shipped file): its proxy headers (Host, X-Forwarded-For
-$proxy_add_x_forwarded_for, X-Forwarded-Proto $scheme, Forwarded ""), its
-upstream keep-alive and its proxy_next_upstream retries are what is
+$proxy_add_x_forwarded_for, X-Forwarded-Proto $scheme, Forwarded "",
+X-Request-ID $request_id), its upstream keep-alive and its proxy_next_upstream retries are what is
 tested. The tests prove that requests are spread over both instances, that
 REMOTE_ADDR is the client's address as nginx saw it (a forged
 X-Forwarded-For does not win), and that stopping one instance with SIGTERM
@@ -52,8 +52,8 @@ def nginx_conf(tmp, port, upstreams):
     text = substitute(text, r"^pid \S+;", f"pid {tmp}/nginx.pid;")
     # Which upstream(s) served each request, and their statuses; scratch
     # directories in tmp too.
-    extra = ["log_format upstreams '$remote_addr \"$request\" $status "
-             "[$upstream_addr] [$upstream_status]';",
+    extra = ["log_format upstreams '$request_id $remote_addr \"$request\" "
+             "$status [$upstream_addr] [$upstream_status]';",
              f"access_log {tmp}/access.log upstreams;"]
     extra += [f"{kind}_temp_path {tmp}/{kind};" for kind in
               ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
@@ -182,6 +182,23 @@ def test_remote_addr_is_the_client_nginx_saw_not_a_forged_header(
     assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 127.0.0.1"
     assert env["REMOTE_ADDR"] == "6.6.6.6"
     assert env["url_scheme"] == "http"
+
+
+def test_nginxs_request_id_reaches_the_app_the_client_and_its_log(
+        two_behind_nginx):
+    nginx, _, _ = two_behind_nginx
+    # a client's own id is replaced by nginx's $request_id (32 hex digits)
+    r = get(nginx.port, "/?tag=rid-test", source=OTHER_CLIENT,
+            headers={"X-Request-ID": "forged-by-client"})
+    assert r.status == 200
+    rid = r.json()["HTTP_X_REQUEST_ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid), rid
+    assert r.header("X-Request-ID") == rid  # drover sent it back via nginx
+    deadline = time.monotonic() + 5
+    while rid not in nginx.access_log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    line = next(l for l in nginx.access_log.splitlines() if "rid-test" in l)
+    assert line.startswith(rid + " ")
 
 
 def upstreams_of(access_log, tag):

@@ -1,21 +1,11 @@
-"""The access log: gunicorn's default line, custom atoms, and stdout."""
+"""The access log: gunicorn's default line, custom atoms, stdout, and the
+JSON format (one object per line, whatever bytes the client sends)."""
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import TESTAPP, RawConn, request
-
-
-def wait_lines(read, n, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = read().splitlines()
-        if len(lines) >= n:
-            return lines
-        time.sleep(0.02)
-    raise AssertionError(f"wanted {n} lines, got: {read()!r}")
+from helpers import TESTAPP, RawConn, json_lines, request, wait_lines
 
 
 DEFAULT_RE = re.compile(
@@ -114,3 +104,108 @@ def test_a_drover_generated_500_is_logged_with_its_body_size(drover, tmp_path):
         r = c.read_response()
         assert r.status == 500
     assert wait_lines(log.read_text, 1) == [f"500 {len(r.body)}"]
+
+
+# --- the JSON format ------------------------------------------------------
+
+ISO_TIME_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+JSON_KEYS = {"time": str, "remote_addr": str, "method": str, "path": str,
+             "query": str, "status": int, "bytes": int, "duration": float,
+             "user_agent": str, "referer": str, "request_id": str}
+# Quotes, backslashes, a tab, bytes of invalid UTF-8 (a latin-1 e-acute, a
+# stray continuation byte, a truncated sequence, an overlong '/') and a
+# line separator: everything llhttp lets through in a header value.
+HOSTILE_UA = (b'evil"agent\\ \t{"status":999} \xe9 \x80 \xe2\x82 \xc0\xaf '
+              b'\xe2\x80\xa8 caf\xc3\xa9')
+
+
+def test_the_json_format_logs_one_valid_object_per_request_under_mixed_traffic(
+        drover, tmp_path):
+    log = tmp_path / "access.json"
+    srv = drover(TESTAPP, "--access-logfile", log,
+                 "--access-log-format", "json")
+    sent = {}  # request id -> what the log line must say
+    for i in range(120):
+        method = "POST" if i % 3 == 0 else "GET"
+        target, status = [("/status/200", 200), ("/status/404", 404),
+                          ("/fail", 500), ("/write?bytes=100", 200),
+                          ("/nowhere/%ff%22x\"y\\z", 404)][i % 5]
+        query = f"i={i}&q=a%20b" if i % 2 else ""
+        full = target + ("&" if "?" in target else "?") + query \
+            if query else target
+        rid = f"mixed-{i}"
+        headers = [f"X-Request-ID: {rid}".encode()]
+        ua = HOSTILE_UA if i % 4 == 0 else f"pytest/{i}".encode()
+        headers.append(b"User-Agent: " + ua)
+        if i % 7 == 0:
+            headers.append(b"Referer: http://ref.test/\xff\"q")
+        body = b"x" * i if method == "POST" else b""
+        raw = (f"{method} {full} HTTP/1.1\r\nHost: t\r\n".encode()
+               + b"".join(h + b"\r\n" for h in headers)
+               + (f"Content-Length: {len(body)}\r\n".encode() if body else b"")
+               + b"\r\n" + body)
+        with RawConn(srv.port) as c:
+            c.send(raw)
+            r = c.read_response()
+        assert r.status == status, (i, r)
+        assert r.header("X-Request-ID") == rid
+        path, _, q = full.partition("?")
+        sent[rid] = {"method": method, "path": path, "query": q,
+                     "status": status, "bytes": len(r.body),
+                     "user_agent": ua.decode("utf-8", "replace"),
+                     "referer": "http://ref.test/\ufffd\"q" if i % 7 == 0
+                     else ""}
+    entries = json_lines(log, 120)
+    assert len(entries) == 120
+    for e in entries:
+        assert set(e) == set(JSON_KEYS), e
+        for key, kind in JSON_KEYS.items():
+            assert type(e[key]) is kind, (key, e)
+        assert ISO_TIME_RE.match(e["time"]), e["time"]
+        assert e["remote_addr"] == "127.0.0.1"
+        assert 0 <= e["duration"] < 10
+        want = sent.pop(e["request_id"])
+        assert {k: e[k] for k in want} == want
+    assert not sent
+
+
+def test_json_lines_survive_requests_drover_refuses(drover, tmp_path):
+    """Bytes llhttp refuses (control bytes in a header, raw non-ASCII in
+    the path) end in a 400 that is logged as valid JSON too."""
+    log = tmp_path / "refused.json"
+    srv = drover(TESTAPP, "--access-logfile", log,
+                 "--access-log-format", "json")
+    for raw in (b"GET /status/200 HTTP/1.1\r\nHost: t\r\n"
+                b"User-Agent: a\x01b\x1b[31m\x7f\"\\\r\n\r\n",
+                b"GET /\xff\xc3(\"x HTTP/1.1\r\nHost: t\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n"):
+        with RawConn(srv.port) as c:
+            c.send(raw)
+            r = c.read_response()
+        assert r.status == 400
+        assert re.fullmatch(r"[0-9a-f]{32}", r.header("X-Request-ID"))
+    entries = json_lines(log, 3)
+    for e in entries:
+        assert set(e) == set(JSON_KEYS)
+        assert e["status"] == 400
+        assert re.fullmatch(r"[0-9a-f]{32}", e["request_id"])
+    # a head that parsed, refused for what it lacks, is logged with it
+    assert [e["method"] for e in entries] == ["", "", "GET"]
+    assert entries[2]["path"] == "/"
+
+
+def test_the_request_id_atom_and_gunicorns_header_spelling_log_the_id(
+        drover, tmp_path):
+    log = tmp_path / "ids.log"
+    srv = drover(TESTAPP, "--access-logfile", log, "--access-logformat",
+                 "%(R)s %({X-Request-ID}i)s %(s)s")
+    with RawConn(srv.port) as c:
+        c.send(request("GET", "/status/200", [("X-Request-ID", "given-1")]))
+        assert c.read_response().status == 200
+        c.send(request("GET", "/status/200", [("X-Request-ID", "bad id")]))
+        made = c.read_response().header("X-Request-ID")
+    lines = wait_lines(log.read_text, 2)
+    assert lines[0] == "given-1 given-1 200"
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert lines[1] == f"{made} {made} 200"

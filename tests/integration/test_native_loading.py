@@ -6,7 +6,7 @@ from helpers import TESTAPP_SO
 
 
 @pytest.mark.parametrize("symbol,message", [
-    ("badabi_app", "app built for ABI version 999, this drover speaks 2"),
+    ("badabi_app", "app built for ABI version 999, this drover speaks 3"),
     ("initfail_app", "init failed: test init failure"),
     ("nohandle_app", "has no handle function"),
     ("no_such_symbol", "no symbol 'no_such_symbol'"),

@@ -104,3 +104,15 @@ def test_a_file_that_raises_is_not_left_half_imported(tmp_path):
     assert r.returncode == 2
     assert "RuntimeError: boom at import" in r.stderr
     assert "broken.py" in r.stderr  # the traceback names the file
+
+
+def test_the_example_make_run_serves_answers_its_routes(drover):
+    from conftest import ROOT
+    srv = drover(ROOT / "examples" / "flask_hello.py:app")
+    r = requests.get(srv.url + "/", timeout=5)
+    assert r.status_code == 200 and r.text == "Hello from drover!\n"
+    r = requests.get(srv.url + "/json?a=1", headers={"X-Request-ID": "ex-1"},
+                     timeout=5)
+    assert r.status_code == 200
+    assert r.json()["args"] == {"a": "1"}
+    assert r.json()["request_id"] == "ex-1" == r.headers["X-Request-ID"]

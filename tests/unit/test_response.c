@@ -1044,6 +1044,48 @@ static void test_date_and_server_are_added_unless_the_app_set_them(
     end(&f);
 }
 
+static void test_the_request_id_is_sent_back_unless_the_app_set_one(
+    void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct drv_response *r = start(&f, GET11, 200);
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_null(header(output(&f), "X-Request-ID")); /* no id, no header */
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    f.http.req.view.request_id = (struct drover_str){"abc-1", 5};
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_string_equal(header(output(&f), "X-Request-ID"), "abc-1");
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    f.http.req.view.request_id = (struct drover_str){"abc-1", 5};
+    assert_int_equal(add(r, "x-request-id", "apps-own"), 0);
+    assert_int_equal(drv_response_finish(r), 0);
+    struct parsed *p = output(&f);
+    assert_int_equal(header_count(p, "X-Request-ID"), 1);
+    assert_string_equal(header(p, "X-Request-ID"), "apps-own");
+    end(&f);
+}
+
+static void test_an_error_replacing_the_apps_response_carries_the_id(
+    void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct drv_response *r = start(&f, GET11, 200);
+    f.http.req.view.request_id = (struct drover_str){"abc-2", 5};
+    assert_int_equal(add(r, "X-Request-ID", "apps-own"), 0);
+    assert_int_equal(drv_response_error(r, 500, false), 0);
+    struct parsed *p = output(&f);
+    assert_int_equal(p->status, 500);
+    assert_int_equal(header_count(p, "X-Request-ID"), 1);
+    assert_string_equal(header(p, "X-Request-ID"), "abc-2");
+    end(&f);
+}
+
 static void test_the_date_follows_the_clock(void **state)
 {
     (void)state;
@@ -1286,7 +1328,7 @@ static char *simple(int status, const char *body, bool keep, bool http10,
     drv_response_clock(0);
     struct drv_buf out = {0};
     *body_bytes = drv_response_simple(&out, status, body, keep, http10,
-                                      head_only);
+                                      head_only, (struct drv_str){NULL, 0});
     char *s = drv_xstrndup(drv_buf_data(&out), drv_buf_size(&out));
     drv_buf_free(&out);
     return s;
@@ -1398,6 +1440,10 @@ int main(void)
         cmocka_unit_test(test_writes_are_refused_before_start_and_after_done),
         cmocka_unit_test(
             test_date_and_server_are_added_unless_the_app_set_them),
+        cmocka_unit_test(
+            test_the_request_id_is_sent_back_unless_the_app_set_one),
+        cmocka_unit_test(
+            test_an_error_replacing_the_apps_response_carries_the_id),
         cmocka_unit_test(test_the_date_follows_the_clock),
         cmocka_unit_test(
             test_commit_sized_sends_held_bytes_plus_total_as_the_length),

@@ -62,4 +62,5 @@ def app(environ, start_response):
         "HTTP_HOST": environ.get("HTTP_HOST"),
         "HTTP_X_FORWARDED_FOR": environ.get("HTTP_X_FORWARDED_FOR"),
         "HTTP_FORWARDED": environ.get("HTTP_FORWARDED"),
+        "HTTP_X_REQUEST_ID": environ.get("HTTP_X_REQUEST_ID"),
     })
