@@ -9,8 +9,10 @@ The cache (DROVER_DEPLOY_CACHE, default /var/cache/drover-test-deploy):
   systemd-root/  bookworm minbase + systemd, python3 and drover's runtime
                  libraries; each boot runs on an overlay of it, so the
                  cached tree is never written
-  base-root/     bookworm minbase, imported as the Dockerfile's
-                 debian:bookworm and debian:bookworm-slim
+  base-root/     bookworm minbase trimmed as Debian's official slim image
+                 is (no docs, man pages, locales, apt lists or caches),
+                 imported as the Dockerfile's debian:bookworm and
+                 debian:bookworm-slim
   docker/        the test engine's data root (images, build cache)
 
 Run as a script, this file checks the machine, builds what the cache
@@ -103,6 +105,49 @@ def ensure_root(name, include=None):
     return None
 
 
+# What Debian's official images configure, so that the imported base and
+# what apt-get installs on it stay as small as on Docker Hub's.
+SLIM_DPKG = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+"""
+SLIM_APT = """\
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::GzipIndexes "true";
+Acquire::CompressionTypes::Order:: "gz";
+"""
+
+
+def slim_base_root():
+    """Trim CACHE/base-root as Debian's slim image is trimmed (once)."""
+    root = CACHE / "base-root"
+    dpkg_cfg = root / "etc/dpkg/dpkg.cfg.d/docker"
+    if dpkg_cfg.exists():
+        return
+    (root / "etc/apt/apt.conf.d/docker-clean").write_text(SLIM_APT)
+    doomed = [p for p in root.glob("usr/share/doc/*/*")
+              if p.name != "copyright"]
+    for pattern in ("var/lib/apt/lists/*", "var/cache/apt/*.bin",
+                    "usr/share/man/*", "usr/share/info/*",
+                    "usr/share/locale/*"):
+        doomed += root.glob(pattern)
+    for path in doomed:  # a doc folder may be a link to another
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    dpkg_cfg.write_text(SLIM_DPKG)
+
+
 def systemd_problem():
     if shutil.which("systemd-nspawn") is None:
         return "systemd-nspawn missing (tools/install-deps.sh deploy)"
@@ -115,6 +160,7 @@ def docker_problem():
     why = ensure_root("base-root")
     if why:
         return why
+    slim_base_root()
     try:
         with Dockerd() as engine:
             engine.ensure_base_image()
@@ -379,6 +425,11 @@ class Dockerd:
             self.proc.wait(10)
         self.log.close()
         self.proc = None
+        # What the engine leaves mounted (its network namespace file).
+        for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+            target = line.split()[1]
+            if target.startswith(f"{DOCKER_RUN}/"):
+                run("umount", "-l", target, check=False)
 
 
 def main():

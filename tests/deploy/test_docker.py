@@ -99,7 +99,7 @@ def container(engine, image):
 
 def test_the_image_holds_drover_and_no_build_tools(engine, image):
     out = engine.docker("run", "--rm", "--network", "none", image, "sh", "-c",
-                        "command -v drover; command -v gcc cmake make || true"
+                        "command -v drover; command -v gcc cmake make pip || true"
                         ).stdout.split()
     assert out == ["/usr/local/bin/drover"]
 
