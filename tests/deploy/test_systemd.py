@@ -201,4 +201,4 @@ def test_systemd_analyze_security_rates_the_unit_ok(machine, report):
                   out)
     assert m, out
     report("systemd-analyze security drover.service", f"{m[1]} {m[2]}")
-    assert float(m[1]) <= 2.0, out
+    assert float(m[1]) <= 1.3, out
