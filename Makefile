@@ -6,7 +6,8 @@
 #   make test   install what is missing, build, run every suite (unit,
 #               integration, the HTTP and WSGI suites again with app
 #               threads, unit and integration again on an ASan+UBSan build,
-#               a short fuzz run)
+#               a short fuzz run, the deployment files of conf/ under a
+#               real systemd and a real Docker engine)
 #
 # The real build is CMake; this file only strings the steps together.
 
@@ -29,7 +30,8 @@ SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps deps-test deps-bench build build-asan run test unit \
-        integration integration-threads test-asan fuzz bench clean
+        integration integration-threads test-asan fuzz bench clean \
+        deps-deploy test-deploy
 
 all: build
 
@@ -88,6 +90,7 @@ test: deps-test
 	$(MAKE) integration-threads
 	$(MAKE) test-asan
 	$(MAKE) fuzz
+	$(MAKE) test-deploy
 
 # libFuzzer on the request parser; a short run is part of `make test`.
 fuzz: deps-test
@@ -97,6 +100,25 @@ fuzz: deps-test
 	mkdir -p $(FUZZ_BUILD)/corpus
 	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	    -print_final_stats=1 $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+
+# conf/drover.service and drover.socket under systemd booted in
+# systemd-nspawn, conf/Dockerfile in a private Docker engine
+# (tests/deploy). The Debian roots and Docker's images and build cache
+# live in DEPLOY_CACHE, outside the tree, reused by later runs. A machine
+# that cannot run a part gets one SKIP line saying why.
+DEPLOY_CACHE ?= /var/cache/drover-test-deploy
+
+deps-deploy:
+	@tools/install-deps.sh deploy || echo "test-deploy: installing the" \
+	    "deploy packages failed; the SKIP lines below say what is missing" >&2
+
+test-deploy: deps-test deps-deploy build
+	@mkdir -p $(DEPLOY_CACHE)
+	@export DROVER_DEPLOY_CACHE=$(DEPLOY_CACHE) DROVER_BUILD=$(BUILD); \
+	exec flock $(DEPLOY_CACHE)/.lock sh -c ' \
+	    files=$$($(PYTHON) tests/deploy/machines.py) || exit $$?; \
+	    [ -z "$$files" ] || exec $(PYTHON) -m pytest -q -rs \
+	        -p no:cacheprovider $$files $(PYTEST_ARGS)'
 
 bench: deps-bench build
 	bench/run.sh

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install every Debian package that drover's build, tests and benchmarks use,
 # only when one is missing. Safe to run again; does nothing when all are there.
-# Usage: tools/install-deps.sh [build|test|bench|all]   (default: all)
+# Usage: tools/install-deps.sh [build|test|bench|deploy|all]   (default: all)
 set -eu
 
 # python3-flask is in build because `make run` serves examples/flask_hello.py.
@@ -14,13 +14,18 @@ test="python3 python3-pytest python3-requests python3-flask python3-venv
       nginx-light python3-yaml python3-waitress groff-base man-db"
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
        procps iproute2 util-linux"
+# make test-deploy: debootstrap builds a Debian root, systemd-nspawn boots
+# it with systemd as PID 1, docker.io (engine and matching client) builds
+# and runs conf/Dockerfile.
+deploy="debootstrap systemd-container docker.io util-linux"
 
 case "${1:-all}" in
 build) want="$build" ;;
 test)  want="$build $test" ;;
 bench) want="$build $bench" ;;
-all)   want="$build $test $bench" ;;
-*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+deploy) want="$deploy" ;;
+all)   want="$build $test $bench $deploy" ;;
+*) echo "usage: $0 [build|test|bench|deploy|all]" >&2; exit 2 ;;
 esac
 
 missing=""
@@ -36,7 +41,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# Debian's nginx package starts a service on install; we never want that on a
+# Debian's nginx and docker.io packages start a service on install; we never want that on a
 # build machine, and in a container without systemd it would fail anyway.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then

@@ -1,7 +1,7 @@
 """The deployment files in conf/: checked by the real tools where this
 machine has them (systemd-analyze, nginx), and drover's own flags in them
-checked by drover itself. The Dockerfile cannot be built here (no Docker
-engine), so its command line is what gets checked."""
+checked by drover itself. tests/deploy (`make test-deploy`) runs the units
+under a real systemd and builds and runs the Dockerfile."""
 import json
 import re
 import shutil
