@@ -8,7 +8,8 @@ build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
        libsystemd-dev python3-dev libcmocka-dev"
 test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
-      nginx-light python3-yaml python3-waitress"
+      nginx-light python3-yaml python3-waitress prometheus
+      python3-prometheus-client"
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
        procps iproute2 util-linux"
 
