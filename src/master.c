@@ -137,9 +137,13 @@ static uint64_t graceful_ms(const struct master *m)
     return (uint64_t)(m->s->graceful_timeout * 1000) + 500;
 }
 
-/* Tell one worker to stop with `sig`, SIGKILL after `grace_ms`. */
-static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms)
+/* Tell one worker to stop with `sig` for `why`, SIGKILL after
+ * `grace_ms`. The first reason given is the one its death counts for. */
+static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms,
+                        enum drv_stop_reason why)
 {
+    if (!slot->stop_reason)
+        slot->stop_reason = why;
     if (drv_slot_state(slot) == DRV_SLOT_STOPPING && slot->kill_at_ms &&
         slot->kill_at_ms <= drv_now_ms() + grace_ms)
         return; /* already told, with a deadline at least as near */
@@ -154,7 +158,7 @@ static void signal_all(struct master *m, int sig, uint64_t grace_ms)
 {
     for (size_t i = 0; i < m->sb.nslots; i++)
         if (live(&m->sb.slots[i]))
-            stop_worker(&m->sb.slots[i], sig, grace_ms);
+            stop_worker(&m->sb.slots[i], sig, grace_ms, DRV_STOP_SHUTDOWN);
 }
 
 /* ---- the worker side of fork() ---- */
@@ -286,6 +290,7 @@ static int worker_main(struct master *m, struct drv_slot *slot,
                         m->a->accesslog) != 0)
         return DRV_EXIT_BOOT;
     w.slot = slot;
+    w.conns.totals = m->sb.totals;
     w.master_pid = master_pid;
     w.max_requests = limit;
     if (s->threads > 1 &&
@@ -398,6 +403,52 @@ static void probe_done(struct master *m, int wstatus)
                 "previous code", m->target);
 }
 
+/* Why a worker that died was replaced; false when it was not (the
+ * server is stopping). */
+static bool restart_reason(const struct drv_slot *slot, enum drv_restart *why)
+{
+    if (slot->timed_out) {
+        *why = DRV_RESTART_TIMEOUT;
+        return true;
+    }
+    switch (drv_slot_retire_reason(slot)) {
+    case DRV_RETIRE_MAX_REQUESTS:
+        *why = DRV_RESTART_MAX_REQUESTS;
+        return true;
+    case DRV_RETIRE_MEMORY:
+        *why = DRV_RESTART_MEMORY;
+        return true;
+    case DRV_RETIRE_NONE:
+        break;
+    }
+    switch ((enum drv_stop_reason)slot->stop_reason) {
+    case DRV_STOP_SHUTDOWN:
+        return false;
+    case DRV_STOP_RELOAD:
+        *why = DRV_RESTART_RELOAD;
+        return true;
+    case DRV_STOP_SCALE:
+        *why = DRV_RESTART_SCALE;
+        return true;
+    case DRV_STOP_TIMEOUT:
+        *why = DRV_RESTART_TIMEOUT;
+        return true;
+    case DRV_STOP_NONE:
+        break;
+    }
+    *why = DRV_RESTART_CRASH;
+    return true;
+}
+
+/* A dead worker's counters go to the totals, and its death is counted. */
+static void count_death(struct master *m, const struct drv_slot *slot)
+{
+    enum drv_restart why;
+    drv_scoreboard_fold(&m->sb, slot);
+    if (restart_reason(slot, &why))
+        drv_scoreboard_restart(&m->sb, why);
+}
+
 static void reap(struct master *m)
 {
     int wstatus;
@@ -422,6 +473,7 @@ static void reap(struct master *m)
             m->boot_failures++;
             m->failed_ms = drv_now_ms();
         }
+        count_death(m, slot);
         drv_slot_set_state(slot, DRV_SLOT_FREE);
         slot->pid = 0;
     }
@@ -446,7 +498,7 @@ static void check_timeouts(struct master *m)
                              "boot in %.1f s", slot->pid, slot->number,
                              (double)(now - slot->started_ms) / 1000);
                 slot->timed_out = 2;
-                stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+                stop_worker(slot, SIGABRT, ABORT_GRACE_MS, DRV_STOP_TIMEOUT);
             }
             continue;
         }
@@ -489,7 +541,7 @@ static void check_timeouts(struct master *m)
         }
         /* faulthandler answers SIGABRT with every thread's stack. */
         slot->timed_out = 1;
-        stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+        stop_worker(slot, SIGABRT, ABORT_GRACE_MS, DRV_STOP_TIMEOUT);
     }
 }
 
@@ -573,7 +625,7 @@ static void hand_over(struct master *m)
             drv_slot_state(slot) != DRV_SLOT_STOPPING) {
             drv_info("Retiring old worker %u (pid: %d)", slot->number,
                      slot->pid);
-            stop_worker(slot, SIGHUP, graceful_ms(m));
+            stop_worker(slot, SIGHUP, graceful_ms(m), DRV_STOP_RELOAD);
         }
     }
 }
@@ -591,7 +643,7 @@ static void shrink(struct master *m)
             victim = slot;
     }
     if (victim)
-        stop_worker(victim, SIGHUP, graceful_ms(m));
+        stop_worker(victim, SIGHUP, graceful_ms(m), DRV_STOP_SCALE);
 }
 
 static void handle_signals(struct master *m)

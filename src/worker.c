@@ -258,6 +258,8 @@ static void check_budget(struct drv_worker *w)
     drv_info("Autorestarting worker: %llu requests served, %zu "
              "connection(s) finishing",
              (unsigned long long)set->responses, set->n);
+    if (w->slot)
+        drv_slot_retiring(w->slot, DRV_RETIRE_MAX_REQUESTS);
     drv_worker_retire(w);
 }
 
@@ -343,6 +345,8 @@ int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
                              size_t errlen)
 {
     w->conns.pool = drv_pool_create(w->loop, w->app, n, err, errlen);
+    if (w->conns.pool && w->slot)
+        drv_pool_publish_busy(w->conns.pool, &w->slot->threads_busy);
     return w->conns.pool ? 0 : -1;
 }
 
@@ -398,7 +402,10 @@ int drv_worker_run(struct drv_worker *w)
     drv_conns_close_all(&w->conns);
     drv_conns_reap(&w->conns);
     /* After a forced stop, threads still in the app are left behind: the
-     * process is about to exit. */
+     * process is about to exit (and unmaps the scoreboard first, so they
+     * must no longer publish into it). */
+    if (w->conns.pool)
+        drv_pool_publish_busy(w->conns.pool, NULL);
     drv_pool_free(w->conns.pool, !w->forced);
     w->conns.pool = NULL;
     free(w->accepts);
