@@ -27,6 +27,8 @@
 #include "app.h"
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "notify.h"
 #include "proctitle.h"
 #include "reexec.h"
@@ -67,6 +69,7 @@ struct master {
     uint64_t watchdog_ms;    /* systemd WatchdogSec= ping interval, 0 = none */
     uint64_t pinged_ms;      /* last WATCHDOG=1 */
     uint64_t status_ms;      /* last STATUS= */
+    struct drv_metrics_server *metrics; /* --metrics-bind, or NULL */
 
     /* what the callbacks recorded */
     int pending[NSIG];
@@ -246,6 +249,14 @@ static void forget_master(struct master *m)
     for (size_t i = 0; i < NHANDLED; i++)
         ev_signal_stop(m->loop, &m->sigs[i]);
     ev_timer_stop(m->loop, &m->tick);
+    /* The metrics listener and its clients are the master's alone. */
+    drv_metrics_server_forget(m->metrics);
+    m->metrics = NULL;
+    for (size_t i = 0; i < m->a->nmetrics; i++) {
+        if (m->a->metrics[i].fd >= 0)
+            close(m->a->metrics[i].fd);
+        m->a->metrics[i].fd = -1;
+    }
     ev_loop_destroy(m->loop);
     m->loop = NULL;
     /* A signal meant for the master's process group must not stop a
@@ -597,7 +608,8 @@ static void reexec(struct master *m)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    int rc = drv_reexec(m->a->listeners, m->a->nlisteners, m->sb.fd);
+    int rc = drv_reexec(m->a->listeners, m->a->nlisteners, m->a->metrics,
+                        m->a->nmetrics, m->sb.fd);
     sigprocmask(SIG_SETMASK, &old, NULL);
     drv_log_errno(-rc, "execv", "reload of /proc/self/exe; the running "
                   "workers keep serving");
@@ -783,6 +795,49 @@ static void report(struct master *m)
                       (unsigned long long)served);
 }
 
+/* ---- metrics ---- */
+
+static bool ready(struct master *m)
+{
+    if (m->phase != RUNNING || (!m->ready_once && !old_generation_serves(m)))
+        return false;
+    for (size_t i = 0; i < m->sb.nslots; i++)
+        if (slot_state(&m->sb.slots[i]) == DRV_SLOT_READY)
+            return true;
+    return false;
+}
+
+static int on_page(void *arg, enum drv_metrics_page page, struct drv_buf *body,
+                   const char **type)
+{
+    struct master *m = arg;
+    if (page == DRV_PAGE_HEALTHZ) {
+        drv_buf_puts(body, "ok\n");
+        return 200;
+    }
+    bool is_ready = ready(m);
+    if (page == DRV_PAGE_READYZ) {
+        drv_buf_puts(body, is_ready ? "ready\n" : "not ready\n");
+        return is_ready ? 200 : 503;
+    }
+    struct drv_metrics *snap = drv_xcalloc(1, sizeof(*snap));
+    drv_metrics_collect(snap, &m->sb, m->a->listeners, m->a->nlisteners,
+                        drv_now_ms());
+    snap->generation = m->generation;
+    snap->ready = is_ready;
+    snap->threads = m->s->threads > 1;
+    snap->workers_wanted = m->target;
+    if (page == DRV_PAGE_METRICS) {
+        drv_metrics_render(snap, body);
+        *type = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+        drv_metrics_render_status(snap, body);
+    }
+    drv_metrics_clear(snap);
+    free(snap);
+    return 200;
+}
+
 /* Slots still marked live whose process is gone were children of the
  * image before a reload that exited while exec() ran: their SIGCHLD did
  * not survive exec, so reap them now. */
@@ -841,6 +896,9 @@ static int setup(struct master *m, const struct drv_master_args *a)
                     "serve");
     }
     m->watchdog_ms = drv_watchdog_usec() / 1000;
+    if (a->nmetrics)
+        m->metrics = drv_metrics_server_start(m->loop, a->metrics,
+                                              a->nmetrics, on_page, m);
     give_logs(m);
     if (*a->app && (*a->app)->ops->preloaded)
         (*a->app)->ops->preloaded(*a->app);
@@ -873,6 +931,7 @@ int drv_master_run(const struct drv_master_args *a, bool *in_worker)
     }
     for (size_t i = 0; i < NHANDLED; i++)
         ev_signal_stop(m.loop, &m.sigs[i]);
+    drv_metrics_server_free(m.metrics);
     ev_loop_destroy(m.loop);
     drv_scoreboard_free(&m.sb);
     return m.exit_status;
