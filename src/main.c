@@ -5,6 +5,8 @@
  *     -> [preload app] -> master (master.c), which forks the workers
  *     (worker.c)
  *   --dev: settings -> logs -> listeners -> one process (dev.c)
+ *   `drover status ...`: status.c asks a running master
+ *     (drv_status_main), nothing else
  *
  * Every step before serving either succeeds or stops the start with one
  * line on stderr. Exit statuses:
@@ -36,6 +38,7 @@
 #include "proctitle.h"
 #include "reexec.h"
 #include "settings.h"
+#include "status.h"
 
 extern char **environ;
 
@@ -407,6 +410,8 @@ int main(int argc, char **argv)
     drv_reexec_save_argv(argc, argv);
     /* A client that goes away must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return drv_status_main(argc - 1, argv + 1, environ);
 
     struct server srv = {0};
     enum drv_action action = DRV_ACTION_SERVE;
