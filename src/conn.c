@@ -130,7 +130,7 @@ static void bury(struct drv_conn *c)
 }
 
 /* The request the app had is answered, or will never be. */
-static void settle(struct drv_conn *c)
+static void end_in_flight(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     if (!c->in_flight)
@@ -165,7 +165,7 @@ static void close_conn(struct drv_conn *c)
     set->n--;
     if (set->slot)
         drv_slot_set_conns(set->slot, set->n);
-    settle(c);
+    end_in_flight(c);
     if (set->closing && set->n == 0)
         ev_break(set->loop, EVBREAK_ALL);
 }
@@ -279,7 +279,7 @@ static void response_done(struct drv_conn *c)
     struct drv_conns *set = c->set;
     log_access(c);
     set->responses++;
-    settle(c);
+    end_in_flight(c);
     if (set->slot) {
         double took = ev_time() - c->t0;
         drv_slot_count(set->slot, set->totals, c->res.status,
