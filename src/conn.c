@@ -51,6 +51,7 @@
 #include "app.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "proxy.h"
 #include "reqid.h"
@@ -69,6 +70,8 @@ struct drv_conn {
     enum conn_state state;
     bool closed;
     bool linger;       /* after this response: lingering close */
+    bool in_flight;    /* counted in set->in_flight: the app has the
+                          request and it is not answered yet */
     struct drv_buf in, out;
     struct drv_exchange *x; /* the request under way; NULL while idle */
     struct drv_listener *listener;
@@ -140,6 +143,18 @@ static void bury(struct drv_conn *c)
     c->set->dead = c;
 }
 
+/* The request the app had is answered, or will never be. */
+static void end_in_flight(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    if (!c->in_flight)
+        return;
+    c->in_flight = false;
+    set->in_flight--;
+    if (set->slot)
+        drv_slot_set_in_flight(set->slot, set->in_flight);
+}
+
 static void close_conn(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
@@ -162,6 +177,9 @@ static void close_conn(struct drv_conn *c)
     if (c->state != C_APP)
         bury(c);
     set->n--;
+    if (set->slot)
+        drv_slot_set_conns(set->slot, set->n);
+    end_in_flight(c);
     if (set->closing && set->n == 0)
         ev_break(set->loop, EVBREAK_ALL);
 }
@@ -218,6 +236,11 @@ void drv_conn_accept(struct drv_conns *set, int fd,
         set->open->prev = c;
     set->open = c;
     set->n++;
+    if (set->slot)
+        drv_slot_set_conns(set->slot, set->n);
+    /* Until its first byte: a request that fails before then (a
+     * timeout) is timed from here. */
+    c->t0 = ev_time();
     ev_io_init(&c->io, on_io, fd, EV_READ);
     ev_init(&c->timer, on_timer);
     ev_io_start(set->loop, &c->io);
@@ -270,8 +293,13 @@ static void response_done(struct drv_conn *c)
     struct drv_conns *set = c->set;
     log_access(c);
     set->responses++;
-    if (set->slot)
-        drv_slot_count(set->slot, c->x->res.status, c->x->res.body_bytes);
+    end_in_flight(c);
+    if (set->slot) {
+        double took = ev_time() - c->t0;
+        drv_slot_count(set->slot, set->totals, c->x->res.status,
+                       c->x->res.body_bytes,
+                       took > 0 ? (uint64_t)(took * 1e6) : 0);
+    }
     bool keep = drv_response_keeps_alive(&c->x->res) && !set->closing;
     drv_response_clear(&c->x->res);
     drv_http_next(&c->x->http);
@@ -341,12 +369,41 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
                                             strlen(c->x->fwd.scheme)};
 }
 
+/* X-Request-Start from a trusted proxy: how long the request queued
+ * before the app took it (only when the master serves metrics). */
+static void note_queue_time(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    const struct drover_request *v = &c->x->http.req.view;
+    if (!set->slot || !set->settings->metrics_bind)
+        return;
+    for (size_t i = 0; i < v->nheaders; i++) {
+        const struct drover_header *h = &v->headers[i];
+        if (h->name.len != 15 ||
+            !drv_str_eq_lower((struct drv_str){h->name.ptr, h->name.len},
+                              "x-request-start"))
+            continue;
+        struct timespec now;
+        uint64_t us;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (drv_proxy_trusted(&set->settings->forwarded_allow_ips,
+                              c->remote) &&
+            drv_metrics_queue_us(h->value.ptr, h->value.len,
+                                 (uint64_t)now.tv_sec * 1000000 +
+                                     (uint64_t)now.tv_nsec / 1000,
+                                 &us))
+            drv_slot_queued(set->slot, us);
+        return;
+    }
+}
+
 /* Call the app and settle its response (on whichever thread runs app
  * code). */
 static void call_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     struct drv_request *req = &c->x->http.req;
+    note_queue_time(c);
     int rc = set->app->ops->call(set->app, req, &c->x->res);
     if (rc != 0) {
         /* Part of the body is out when the error page cannot replace the
@@ -525,6 +582,10 @@ static void run_app(struct drv_conn *c)
     fill_view(c, &req->view);
     drv_response_init(&c->x->res, &c->out, req, keep);
     c->state = C_WRITING;
+    c->in_flight = true;
+    set->in_flight++;
+    if (set->slot)
+        drv_slot_set_in_flight(set->slot, set->in_flight);
     ev_timer_stop(set->loop, &c->timer);
     if (set->pool) {
         start_job(c, on_call_job);

@@ -5,6 +5,8 @@
  * state machine of each one). Its owner (the worker) fills in what the
  * connections need (the loop, settings, parser limits, app, access log,
  * scoreboard slot) and hands each accepted socket to drv_conn_accept().
+ * With a slot, conn.c counts each response in it (scoreboard.h) and keeps
+ * the slot's gauges of open connections and requests in flight.
  * The set never calls back into its owner but through `on_response`, so
  * conn.c knows nothing of accepting, signals or recycling.
  *
@@ -30,6 +32,7 @@ struct drv_exchange;
 struct drv_listener;
 struct drv_settings;
 struct drv_slot;
+struct drv_totals;
 
 struct drv_conns {
     /* Filled in by the owner before the first accept. */
@@ -39,6 +42,7 @@ struct drv_conns {
     struct drv_app *app;
     struct drv_accesslog *accesslog; /* NULL: no access log */
     struct drv_slot *slot;           /* NULL: no scoreboard */
+    struct drv_totals *totals;       /* the scoreboard's (with `slot`) */
     struct drv_pool *pool;           /* app threads; NULL: the app runs
                                         on the loop thread */
     /* Called after every completed response (the owner's request budget
@@ -57,6 +61,7 @@ struct drv_conns {
     size_t nspare_x;
     struct drv_conn *oldest, *newest; /* app thread jobs in flight */
     size_t n;               /* open connections */
+    size_t in_flight;       /* requests handed to the app, not answered */
     uint64_t responses;     /* responses completed */
     bool closing;           /* set by the owner: see the top comment */
 };

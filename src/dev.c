@@ -715,7 +715,7 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
     exit_on_signals();
     free_watches(&d);
     if (d.reloading && !d.stopped) {
-        int rc = drv_reexec(listeners, nlisteners, -1);
+        int rc = drv_reexec(listeners, nlisteners, NULL, 0, -1);
         drv_log_errno(-rc, "execv", "cannot reload drover");
         status = 1;
     } else {

@@ -299,6 +299,21 @@ int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs, int backlog,
     return 0;
 }
 
+int drv_listeners_bind(const struct drv_addr *addrs, size_t naddrs,
+                       int backlog, struct drv_listener **out, size_t *n,
+                       char *err, size_t errlen)
+{
+    struct drv_listener *ls = NULL;
+    size_t count = 0;
+    if (open_addrs(addrs, naddrs, backlog, &ls, &count, err, errlen) != 0) {
+        drv_listeners_close(ls, count, true);
+        return -1;
+    }
+    *out = ls;
+    *n = count;
+    return 0;
+}
+
 void drv_listeners_close(struct drv_listener *l, size_t n, bool unlink_paths)
 {
     for (size_t i = 0; i < n; i++) {

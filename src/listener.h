@@ -46,6 +46,13 @@ int drv_listeners_open(const struct drv_addr *addrs, size_t naddrs,
                        int backlog, struct drv_listener **out, size_t *n,
                        char *err, size_t errlen);
 
+/* The same without socket activation: exactly the addresses given
+ * (the master's metrics listener, which a service manager's sockets are
+ * never for). */
+int drv_listeners_bind(const struct drv_addr *addrs, size_t naddrs,
+                       int backlog, struct drv_listener **out, size_t *n,
+                       char *err, size_t errlen);
+
 /* Close every listener (unlinking unix socket paths it created when
  * `unlink_paths`) and free the array. */
 void drv_listeners_close(struct drv_listener *l, size_t n, bool unlink_paths);

@@ -1,9 +1,12 @@
 /*
  * main: drover's start-up sequence.
  *
- *   settings -> error log -> access log -> listeners -> [preload app]
- *     -> master (master.c), which forks the workers (worker.c)
+ *   settings -> error log -> access log -> listeners -> metrics listener
+ *     -> [preload app] -> master (master.c), which forks the workers
+ *     (worker.c)
  *   --dev: settings -> logs -> listeners -> one process (dev.c)
+ *   `drover status ...`: status.c asks a running master
+ *     (drv_status_main), nothing else
  *
  * Every step before serving either succeeds or stops the start with one
  * line on stderr. Exit statuses (master.h's DRV_EXIT_*):
@@ -36,6 +39,7 @@
 #include "proctitle.h"
 #include "reexec.h"
 #include "settings.h"
+#include "status.h"
 
 extern char **environ;
 
@@ -44,6 +48,8 @@ struct server {
     struct drv_accesslog *accesslog;
     struct drv_listener *listeners;
     size_t nlisteners;
+    struct drv_listener *metrics; /* --metrics-bind */
+    size_t nmetrics;
     struct drv_app *app;
 };
 
@@ -76,10 +82,11 @@ static int open_logs(struct server *srv, char *err, size_t errlen)
 /* Sockets adopted across a reload keep what they were: one drover had
  * bound itself is still its own to shut down, and a unix socket's path
  * still its own to unlink at the final stop. */
-static void mark_inherited(struct server *srv, const bool *owned, size_t n)
+static void mark_inherited(struct drv_listener *ls, size_t nl,
+                           const bool *owned, size_t n)
 {
-    for (size_t i = 0; i < srv->nlisteners && i < n; i++) {
-        struct drv_listener *l = &srv->listeners[i];
+    for (size_t i = 0; i < nl && i < n; i++) {
+        struct drv_listener *l = &ls[i];
         l->owned = owned[i];
         if (owned[i] && l->family == AF_UNIX && !l->unix_path &&
             strncmp(l->name, "unix:", 5) == 0)
@@ -109,7 +116,50 @@ static int open_listeners(struct server *srv, char *err, size_t errlen)
                                 &srv->listeners, &srv->nlisteners, err, errlen);
     free(addrs);
     if (rc == 0 && inherited.v)
-        mark_inherited(srv, owned, inherited.n);
+        mark_inherited(srv->listeners, srv->nlisteners, owned, inherited.n);
+    for (size_t i = 0; i < inherited.n; i++)
+        free(inherited.v[i]);
+    free(inherited.v);
+    free(owned);
+    return rc;
+}
+
+/* --metrics-bind: the master's own listener, bound like the app's (and,
+ * like them, adopted as they are after a reload's re-exec: a change of
+ * the address takes a restart). Without the setting, sockets a previous
+ * image passed are closed. */
+static int open_metrics(struct server *srv, char *err, size_t errlen)
+{
+    struct drv_strlist inherited = {0};
+    bool *owned;
+    inherited.v = drv_reexec_metrics_fds(&inherited.n, &owned);
+    const char *spec = srv->s.metrics_bind;
+    int rc = 0;
+    if (!spec || srv->s.dev) {
+        for (size_t i = 0; i < inherited.n; i++)
+            close(atoi(inherited.v[i] + strlen("fd://")));
+        if (spec)
+            drv_info("--metrics-bind is not served with --dev");
+    } else {
+        size_t n = inherited.v ? inherited.n : 1;
+        struct drv_addr *addrs = drv_xcalloc(n, sizeof(*addrs));
+        char why[256];
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const char *text = inherited.v ? inherited.v[i] : spec;
+            rc = drv_addr_parse(text, &addrs[i], why, sizeof(why));
+            if (rc != 0)
+                snprintf(err, errlen, "--metrics-bind '%s': %s", text, why);
+        }
+        if (rc == 0 && drv_listeners_bind(addrs, n, srv->s.backlog,
+                                          &srv->metrics, &srv->nmetrics, why,
+                                          sizeof(why)) != 0) {
+            snprintf(err, errlen, "--metrics-bind: %s", why);
+            rc = -1;
+        }
+        if (rc == 0 && inherited.v)
+            mark_inherited(srv->metrics, srv->nmetrics, owned, inherited.n);
+        free(addrs);
+    }
     for (size_t i = 0; i < inherited.n; i++)
         free(inherited.v[i]);
     free(inherited.v);
@@ -266,6 +316,14 @@ static int serve(struct server *srv)
         return fail(DRV_EXIT_CONFIG, err);
     if (open_listeners(srv, err, sizeof(err)) != 0)
         return fail(DRV_EXIT_RUNTIME, err);
+    if (open_metrics(srv, err, sizeof(err)) != 0) {
+        /* After a reload the site must stay up: serve without metrics. */
+        if (scoreboard_fd < 0) {
+            drv_listeners_close(srv->listeners, srv->nlisteners, true);
+            return fail(DRV_EXIT_RUNTIME, err);
+        }
+        drv_error("%s; serving without metrics", err);
+    }
     if (s->dev) { /* loads the app itself: a failed import is a 500 page */
         if (s->pidfile && write_pidfile(s->pidfile, err, sizeof(err)) != 0) {
             status = fail(DRV_EXIT_RUNTIME, err);
@@ -303,6 +361,9 @@ static int serve(struct server *srv)
     drv_info("Starting drover %s", DROVER_VERSION);
     for (size_t i = 0; i < srv->nlisteners; i++)
         drv_info("Listening at: %s (%d)", srv->listeners[i].name, getpid());
+    for (size_t i = 0; i < srv->nmetrics; i++)
+        drv_info("Metrics at: %s/metrics (%d)", srv->metrics[i].name,
+                 getpid());
     drv_info("Serving %s app %s with %d worker(s)%s",
              srv->app ? srv->app->ops->kind
                       : drv_app_spec_is_native(s->app) ? "native" : "python",
@@ -314,6 +375,8 @@ static int serve(struct server *srv)
         .nlisteners = srv->nlisteners,
         .app = &srv->app,
         .accesslog = srv->accesslog,
+        .metrics = srv->metrics,
+        .nmetrics = srv->nmetrics,
         .scoreboard_fd = scoreboard_fd,
         .caretaker = caretaker,
     };
@@ -323,6 +386,7 @@ static int serve(struct server *srv)
         /* A worker leaves the sockets and the pid file to the master. */
         drv_app_free(srv->app);
         drv_listeners_close(srv->listeners, srv->nlisteners, false);
+        drv_listeners_close(srv->metrics, srv->nmetrics, false);
         drv_accesslog_free(srv->accesslog);
         return status;
     }
@@ -332,6 +396,7 @@ static int serve(struct server *srv)
 out:
     drv_app_free(srv->app);
     drv_listeners_close(srv->listeners, srv->nlisteners, true);
+    drv_listeners_close(srv->metrics, srv->nmetrics, true);
     drv_accesslog_free(srv->accesslog);
     return status;
 }
@@ -344,6 +409,8 @@ int main(int argc, char **argv)
     drv_reexec_save_argv(argc, argv);
     /* A client that goes away must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return drv_status_main(argc - 1, argv + 1, environ);
 
     struct server srv = {0};
     enum drv_action action = DRV_ACTION_SERVE;

@@ -28,6 +28,8 @@
 #include "app.h"
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "notify.h"
 #include "proctitle.h"
 #include "reexec.h"
@@ -69,6 +71,7 @@ struct master {
     uint64_t watchdog_ms;    /* systemd WatchdogSec= ping interval, 0 = none */
     uint64_t pinged_ms;      /* last WATCHDOG=1 */
     uint64_t status_ms;      /* last STATUS= */
+    struct drv_metrics_server *metrics; /* --metrics-bind, or NULL */
 
     /* what the callbacks recorded */
     int pending[NSIG];
@@ -139,9 +142,13 @@ static uint64_t graceful_ms(const struct master *m)
     return (uint64_t)(m->s->graceful_timeout * 1000) + 500;
 }
 
-/* Tell one worker to stop with `sig`, SIGKILL after `grace_ms`. */
-static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms)
+/* Tell one worker to stop with `sig` for `why`, SIGKILL after
+ * `grace_ms`. The first reason given is the one its death counts for. */
+static void stop_worker(struct drv_slot *slot, int sig, uint64_t grace_ms,
+                        enum drv_stop_reason why)
 {
+    if (!slot->stop_reason)
+        slot->stop_reason = why;
     if (drv_slot_state(slot) == DRV_SLOT_STOPPING && slot->kill_at_ms &&
         slot->kill_at_ms <= drv_now_ms() + grace_ms)
         return; /* already told, with a deadline at least as near */
@@ -156,7 +163,7 @@ static void signal_all(struct master *m, int sig, uint64_t grace_ms)
 {
     for (size_t i = 0; i < m->sb.nslots; i++)
         if (live(&m->sb.slots[i]))
-            stop_worker(&m->sb.slots[i], sig, grace_ms);
+            stop_worker(&m->sb.slots[i], sig, grace_ms, DRV_STOP_SHUTDOWN);
 }
 
 /* ---- the worker side of fork() ---- */
@@ -244,6 +251,14 @@ static void forget_master(struct master *m)
     for (size_t i = 0; i < NHANDLED; i++)
         ev_signal_stop(m->loop, &m->sigs[i]);
     ev_timer_stop(m->loop, &m->tick);
+    /* The metrics listener and its clients are the master's alone. */
+    drv_metrics_server_forget(m->metrics);
+    m->metrics = NULL;
+    for (size_t i = 0; i < m->a->nmetrics; i++) {
+        if (m->a->metrics[i].fd >= 0)
+            close(m->a->metrics[i].fd);
+        m->a->metrics[i].fd = -1;
+    }
     ev_loop_destroy(m->loop);
     m->loop = NULL;
     /* A signal meant for the master's process group must not stop a
@@ -288,6 +303,7 @@ static int worker_main(struct master *m, struct drv_slot *slot,
                         m->a->accesslog) != 0)
         return DRV_EXIT_BOOT;
     w.slot = slot;
+    w.conns.totals = m->sb.totals;
     w.master_pid = master_pid;
     w.max_requests = limit;
     if (s->threads > 1 &&
@@ -400,6 +416,52 @@ static void probe_done(struct master *m, int wstatus)
                 "previous code", m->target);
 }
 
+/* Why a worker that died was replaced; false when it was not (the
+ * server is stopping). */
+static bool restart_reason(const struct drv_slot *slot, enum drv_restart *why)
+{
+    if (slot->timed_out) {
+        *why = DRV_RESTART_TIMEOUT;
+        return true;
+    }
+    switch (drv_slot_retire_reason(slot)) {
+    case DRV_RETIRE_MAX_REQUESTS:
+        *why = DRV_RESTART_MAX_REQUESTS;
+        return true;
+    case DRV_RETIRE_MEMORY:
+        *why = DRV_RESTART_MEMORY;
+        return true;
+    case DRV_RETIRE_NONE:
+        break;
+    }
+    switch ((enum drv_stop_reason)slot->stop_reason) {
+    case DRV_STOP_SHUTDOWN:
+        return false;
+    case DRV_STOP_RELOAD:
+        *why = DRV_RESTART_RELOAD;
+        return true;
+    case DRV_STOP_SCALE:
+        *why = DRV_RESTART_SCALE;
+        return true;
+    case DRV_STOP_TIMEOUT:
+        *why = DRV_RESTART_TIMEOUT;
+        return true;
+    case DRV_STOP_NONE:
+        break;
+    }
+    *why = DRV_RESTART_CRASH;
+    return true;
+}
+
+/* A dead worker's counters go to the totals, and its death is counted. */
+static void count_death(struct master *m, const struct drv_slot *slot)
+{
+    enum drv_restart why;
+    drv_scoreboard_fold(&m->sb, slot);
+    if (restart_reason(slot, &why))
+        drv_scoreboard_restart(&m->sb, why);
+}
+
 static void reap(struct master *m)
 {
     int wstatus;
@@ -424,6 +486,7 @@ static void reap(struct master *m)
             m->boot_failures++;
             m->failed_ms = drv_now_ms();
         }
+        count_death(m, slot);
         drv_slot_set_state(slot, DRV_SLOT_FREE);
         slot->pid = 0;
     }
@@ -479,7 +542,7 @@ static void check_timeouts(struct master *m)
                              "boot in %.1f s", slot->pid, slot->number,
                              (double)(now - slot->started_ms) / 1000);
                 slot->timed_out = 2;
-                stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+                stop_worker(slot, SIGABRT, ABORT_GRACE_MS, DRV_STOP_TIMEOUT);
             }
             continue;
         }
@@ -523,7 +586,7 @@ static void check_timeouts(struct master *m)
         }
         /* faulthandler answers SIGABRT with every thread's stack. */
         slot->timed_out = 1;
-        stop_worker(slot, SIGABRT, ABORT_GRACE_MS);
+        stop_worker(slot, SIGABRT, ABORT_GRACE_MS, DRV_STOP_TIMEOUT);
     }
 }
 
@@ -579,7 +642,8 @@ static void reexec(struct master *m)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    int rc = drv_reexec(m->a->listeners, m->a->nlisteners, m->sb.fd);
+    int rc = drv_reexec(m->a->listeners, m->a->nlisteners, m->a->metrics,
+                        m->a->nmetrics, m->sb.fd);
     sigprocmask(SIG_SETMASK, &old, NULL);
     drv_log_errno(-rc, "execv", "reload of /proc/self/exe; the running "
                   "workers keep serving");
@@ -607,7 +671,7 @@ static void hand_over(struct master *m)
             drv_slot_state(slot) != DRV_SLOT_STOPPING) {
             drv_info("Retiring old worker %u (pid: %d)", slot->number,
                      slot->pid);
-            stop_worker(slot, SIGHUP, graceful_ms(m));
+            stop_worker(slot, SIGHUP, graceful_ms(m), DRV_STOP_RELOAD);
         }
     }
 }
@@ -625,7 +689,7 @@ static void shrink(struct master *m)
             victim = slot;
     }
     if (victim)
-        stop_worker(victim, SIGHUP, graceful_ms(m));
+        stop_worker(victim, SIGHUP, graceful_ms(m), DRV_STOP_SCALE);
 }
 
 static void handle_signals(struct master *m)
@@ -765,6 +829,49 @@ static void report(struct master *m)
                       (unsigned long long)served);
 }
 
+/* ---- metrics ---- */
+
+static bool ready(struct master *m)
+{
+    if (m->phase != RUNNING || (!m->ready_once && !old_generation_serves(m)))
+        return false;
+    for (size_t i = 0; i < m->sb.nslots; i++)
+        if (slot_state(&m->sb.slots[i]) == DRV_SLOT_READY)
+            return true;
+    return false;
+}
+
+static int on_page(void *arg, enum drv_metrics_page page, struct drv_buf *body,
+                   const char **type)
+{
+    struct master *m = arg;
+    if (page == DRV_PAGE_HEALTHZ) {
+        drv_buf_puts(body, "ok\n");
+        return 200;
+    }
+    bool is_ready = ready(m);
+    if (page == DRV_PAGE_READYZ) {
+        drv_buf_puts(body, is_ready ? "ready\n" : "not ready\n");
+        return is_ready ? 200 : 503;
+    }
+    struct drv_metrics *snap = drv_xcalloc(1, sizeof(*snap));
+    drv_metrics_collect(snap, &m->sb, m->a->listeners, m->a->nlisteners,
+                        drv_now_ms());
+    snap->generation = m->generation;
+    snap->ready = is_ready;
+    snap->threads = m->s->threads > 1;
+    snap->workers_wanted = m->target;
+    if (page == DRV_PAGE_METRICS) {
+        drv_metrics_render(snap, body);
+        *type = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+        drv_metrics_render_status(snap, body);
+    }
+    drv_metrics_clear(snap);
+    free(snap);
+    return 200;
+}
+
 /* Slots still marked live whose process is gone were children of the
  * image before a reload that exited while exec() ran: their SIGCHLD did
  * not survive exec, so reap them now. */
@@ -823,6 +930,9 @@ static int setup(struct master *m, const struct drv_master_args *a)
                     "serve");
     }
     m->watchdog_ms = drv_watchdog_usec() / 1000;
+    if (a->nmetrics)
+        m->metrics = drv_metrics_server_start(m->loop, a->metrics,
+                                              a->nmetrics, on_page, m);
     give_logs(m);
     if (*a->app && (*a->app)->ops->preloaded)
         (*a->app)->ops->preloaded(*a->app);
@@ -855,6 +965,7 @@ int drv_master_run(const struct drv_master_args *a, bool *in_worker)
     }
     for (size_t i = 0; i < NHANDLED; i++)
         ev_signal_stop(m.loop, &m.sigs[i]);
+    drv_metrics_server_free(m.metrics);
     ev_loop_destroy(m.loop);
     drv_scoreboard_free(&m.sb);
     return m.exit_status;

@@ -29,6 +29,23 @@
  * Boot failures: a worker that exits with DRV_EXIT_BOOT before becoming
  * ready failed to load the app or to set itself up. Three in a row with no
  * worker of the generation ready stop the master with DRV_EXIT_BOOT.
+ *
+ * Metrics (--metrics-bind): the master's loop serves GET /metrics,
+ * /healthz, /readyz and /status on the listeners main() bound for it
+ * (metrics_server.h, metrics.h). Every worker that dies is folded into
+ * the scoreboard's totals and counted as a restart with its reason:
+ * timeout (the master aborted it), max_requests or memory (it retired
+ * itself: drv_slot.retiring), reload (an old generation retired after
+ * SIGHUP), scale (SIGTTOU), crash (anything else: an exit or a signal
+ * nobody asked for, a failed boot). Workers stopped with the whole server
+ * are not restarts.
+ *
+ * Readiness (/readyz 200): the master runs (no stop under way), some
+ * worker accepts, and either every worker of the current generation has
+ * been ready once or the previous generation still serves (a reload in
+ * progress). So it is 503 while starting, while stopping, and after a
+ * reload whose previous workers are gone before the new ones are ready;
+ * a worker being replaced does not make it flap.
  */
 #ifndef DRV_MASTER_H
 #define DRV_MASTER_H
@@ -62,6 +79,8 @@ struct drv_master_args {
     struct drv_app **app; /* in: the preloaded app or NULL; a worker that
                              loads the app itself stores it here */
     struct drv_accesslog *accesslog;
+    struct drv_listener *metrics; /* --metrics-bind listeners, or NULL */
+    size_t nmetrics;
     int scoreboard_fd;    /* inherited across a reload, or -1 */
     bool caretaker;       /* a reload failed to start: fork nothing, keep
                              the previous workers, wait for SIGHUP */

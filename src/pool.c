@@ -57,6 +57,7 @@ struct drv_pool {
     struct app_thread *sleeping; /* top of the LIFO list */
     size_t nsleeping;
     size_t busy;                 /* threads in a job */
+    uint64_t *busy_out;          /* where busy is published, or NULL */
     size_t alive;                /* threads started and not yet ended */
     bool quit;
     bool drain;                  /* with quit: run what is queued first */
@@ -96,6 +97,13 @@ static struct drv_job *pop(struct drv_job **head, struct drv_job **tail)
     return job;
 }
 
+/* busy changed (lock held). */
+static void publish_busy(struct drv_pool *p)
+{
+    if (p->busy_out)
+        __atomic_store_n(p->busy_out, (uint64_t)p->busy, __ATOMIC_RELAXED);
+}
+
 /* Take `t` off the sleeping list (lock held). */
 static void unsleep(struct drv_pool *p, struct app_thread *t)
 {
@@ -119,6 +127,7 @@ static struct drv_job *next_job(struct drv_pool *p, struct app_thread *t)
             p->queued--;
         if (job) {
             p->busy++;
+            publish_busy(p);
             return job;
         }
         if (p->quit)
@@ -160,6 +169,7 @@ static void thread_body(void *arg)
         job->run(job); /* may free the job when done is NULL */
         pthread_mutex_lock(&p->lock);
         p->busy--;
+        publish_busy(p);
         if (done) {
             bool first = !p->finished;
             job->next = p->finished;
@@ -268,6 +278,14 @@ struct drv_pool *drv_pool_create(struct ev_loop *loop, struct drv_app *app,
         }
     }
     return p;
+}
+
+void drv_pool_publish_busy(struct drv_pool *p, uint64_t *where)
+{
+    pthread_mutex_lock(&p->lock);
+    p->busy_out = where;
+    publish_busy(p);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void drv_pool_submit(struct drv_pool *p, struct drv_job *job)

@@ -38,6 +38,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct drv_app;
 struct drv_job;
@@ -64,6 +65,11 @@ struct drv_pool *drv_pool_create(struct ev_loop *loop, struct drv_app *app,
 
 /* Queue a job (loop thread). */
 void drv_pool_submit(struct drv_pool *pool, struct drv_job *job);
+
+/* From now on, store the number of threads in a job at *where (a
+ * relaxed atomic store, each time it changes; NULL: stop). For the
+ * scoreboard's gauge of busy app threads. */
+void drv_pool_publish_busy(struct drv_pool *pool, uint64_t *where);
 
 /* True on one of the pool's app threads. */
 bool drv_pool_on_app_thread(void);

@@ -14,6 +14,7 @@
 #include "buf.h"
 
 #define LISTEN_VAR "DROVER_LISTEN_FDS"
+#define METRICS_VAR "DROVER_METRICS_FDS"
 #define INHERIT_VAR "DROVER_INHERIT_FD"
 
 static char **saved_argv;
@@ -43,10 +44,11 @@ static int set_cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, flags);
 }
 
-int drv_reexec(struct drv_listener *l, size_t n, int keep_fd)
+/* Clear the listeners' close-on-exec flags and name them in `var`
+ * ("5+,6": '+' marks a socket drover bound). Returns 0, or -errno with
+ * the flags as they were. */
+static int hand_over(const char *var, struct drv_listener *l, size_t n)
 {
-    if (!saved_argv)
-        return -EINVAL;
     struct drv_buf list = {0};
     size_t opened = 0;
     int rc = 0;
@@ -61,10 +63,33 @@ int drv_reexec(struct drv_listener *l, size_t n, int keep_fd)
         drv_buf_append(&list, num, (size_t)len);
     }
     drv_buf_append(&list, "", 1);
-    if (setenv(LISTEN_VAR, list.base, 1) != 0) {
+    if (setenv(var, list.base, 1) != 0)
         rc = -errno;
-        goto out_restore;
-    }
+out_restore:
+    while (rc != 0 && opened > 0)
+        set_cloexec(l[--opened].fd, true);
+    drv_buf_free(&list);
+    return rc;
+}
+
+/* Undo hand_over. */
+static void take_back(const char *var, struct drv_listener *l, size_t n)
+{
+    unsetenv(var);
+    for (size_t i = 0; i < n; i++)
+        set_cloexec(l[i].fd, true);
+}
+
+int drv_reexec(struct drv_listener *l, size_t n, struct drv_listener *ml,
+               size_t nm, int keep_fd)
+{
+    if (!saved_argv)
+        return -EINVAL;
+    int rc = hand_over(LISTEN_VAR, l, n);
+    if (rc != 0)
+        return rc;
+    if (nm && (rc = hand_over(METRICS_VAR, ml, nm)) != 0)
+        goto out_listeners;
     if (keep_fd >= 0) {
         char num[24];
         snprintf(num, sizeof(num), "%d", keep_fd);
@@ -92,11 +117,9 @@ out_back:
         set_cloexec(keep_fd, true);
 out_unset:
     unsetenv(INHERIT_VAR);
-    unsetenv(LISTEN_VAR);
-out_restore:
-    while (opened > 0)
-        set_cloexec(l[--opened].fd, true);
-    drv_buf_free(&list);
+    take_back(METRICS_VAR, ml, nm);
+out_listeners:
+    take_back(LISTEN_VAR, l, n);
     return rc;
 }
 
@@ -142,15 +165,15 @@ static int parse_fd(const char *s, char **end)
     return (int)v;
 }
 
-char **drv_reexec_listen_fds(size_t *n, bool **owned)
+static char **take_list(const char *var, size_t *n, bool **owned)
 {
     *n = 0;
     *owned = NULL;
-    const char *v = getenv(LISTEN_VAR);
+    const char *v = getenv(var);
     if (!v)
         return NULL;
     char *copy = drv_xstrdup(v);
-    unsetenv(LISTEN_VAR);
+    unsetenv(var);
     size_t cap = 1;
     for (const char *p = copy; *p; p++)
         cap += *p == ',';
@@ -172,6 +195,16 @@ char **drv_reexec_listen_fds(size_t *n, bool **owned)
     }
     free(copy);
     return out;
+}
+
+char **drv_reexec_listen_fds(size_t *n, bool **owned)
+{
+    return take_list(LISTEN_VAR, n, owned);
+}
+
+char **drv_reexec_metrics_fds(size_t *n, bool **owned)
+{
+    return take_list(METRICS_VAR, n, owned);
 }
 
 int drv_reexec_inherited_fd(void)

@@ -14,6 +14,10 @@
  * Nothing is moved or closed before exec(), so a failed exec() leaves the
  * process as it was.
  *
+ * The master's metrics listeners (--metrics-bind) cross the same way in
+ * DROVER_METRICS_FDS, so that a scrape or a probe during a reload waits
+ * in their backlog instead of being refused.
+ *
  * A caller may pass one more descriptor to keep open across exec (the
  * master's scoreboard); DROVER_INHERIT_FD names it.
  */
@@ -33,10 +37,11 @@ void drv_reexec_save_argv(int argc, char **argv);
  * which relative paths of the command line resolve; NULL if unknown. */
 const char *drv_reexec_start_dir(void);
 
-/* Exec /proc/self/exe with the saved argv, handing over the listeners and
- * `keep_fd` (-1: none). Returns only on failure: -errno, with everything
- * as it was. */
-int drv_reexec(struct drv_listener *l, size_t n, int keep_fd);
+/* Exec /proc/self/exe with the saved argv, handing over the listeners,
+ * the metrics listeners `ml` (nm of them, may be 0) and `keep_fd` (-1:
+ * none). Returns only on failure: -errno, with everything as it was. */
+int drv_reexec(struct drv_listener *l, size_t n, struct drv_listener *ml,
+               size_t nm, int keep_fd);
 
 /* Start `drover <saved argv> --check-config` in a child process, its
  * output to the error log (stderr) only. Returns its pid, or -errno. */
@@ -48,6 +53,9 @@ pid_t drv_reexec_check(void);
  * had bound each itself (drv_listener.owned). The variable is removed so
  * that children do not see it. */
 char **drv_reexec_listen_fds(size_t *n, bool **owned);
+
+/* The same for the metrics listeners (DROVER_METRICS_FDS). */
+char **drv_reexec_metrics_fds(size_t *n, bool **owned);
 
 /* In the new image: the descriptor DROVER_INHERIT_FD named (close-on-exec
  * again), or -1. The variable is removed. */

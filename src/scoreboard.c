@@ -1,6 +1,8 @@
 /*
  * scoreboard: a memfd of cache-line-sized slots shared by master and
- * workers.
+ * workers, followed by the totals of the workers that are gone:
+ *
+ *   [slot 0][slot 1]...[slot n-1][totals]
  */
 #include "scoreboard.h"
 
@@ -12,6 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+const uint64_t drv_hist_bounds_us[DRV_HIST_BUCKETS] = {
+    5000,   10000,   25000,   50000,   100000,   250000,
+    500000, 1000000, 2500000, 5000000, 10000000,
+};
+
 uint64_t drv_now_ms(void)
 {
     struct timespec ts;
@@ -19,16 +26,23 @@ uint64_t drv_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static size_t board_size(size_t nslots)
+{
+    return nslots * sizeof(struct drv_slot) + sizeof(struct drv_totals);
+}
+
 static int map(struct drv_scoreboard *sb, int fd, size_t nslots)
 {
-    void *p = mmap(NULL, nslots * sizeof(struct drv_slot),
-                   PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, board_size(nslots), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int rc = -errno;
         close(fd);
         return rc;
     }
-    *sb = (struct drv_scoreboard){.fd = fd, .nslots = nslots, .slots = p};
+    struct drv_slot *slots = p;
+    *sb = (struct drv_scoreboard){.fd = fd, .nslots = nslots, .slots = slots,
+                                  .totals = (void *)(slots + nslots)};
     return 0;
 }
 
@@ -38,7 +52,7 @@ int drv_scoreboard_create(struct drv_scoreboard *sb, size_t nslots)
     if (fd < 0)
         return -errno;
     /* A fresh memfd reads as zeros: every slot starts FREE. */
-    if (ftruncate(fd, (off_t)(nslots * sizeof(struct drv_slot))) != 0) {
+    if (ftruncate(fd, (off_t)board_size(nslots)) != 0) {
         int rc = -errno;
         close(fd);
         return rc;
@@ -49,18 +63,20 @@ int drv_scoreboard_create(struct drv_scoreboard *sb, size_t nslots)
 int drv_scoreboard_adopt(struct drv_scoreboard *sb, int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0 ||
-        st.st_size % (off_t)sizeof(struct drv_slot) != 0) {
+    off_t slots = 0;
+    if (fstat(fd, &st) == 0)
+        slots = st.st_size - (off_t)sizeof(struct drv_totals);
+    if (slots <= 0 || slots % (off_t)sizeof(struct drv_slot) != 0) {
         close(fd);
         return -EINVAL;
     }
-    return map(sb, fd, (size_t)st.st_size / sizeof(struct drv_slot));
+    return map(sb, fd, (size_t)slots / sizeof(struct drv_slot));
 }
 
 void drv_scoreboard_free(struct drv_scoreboard *sb)
 {
     if (sb->slots)
-        munmap(sb->slots, sb->nslots * sizeof(struct drv_slot));
+        munmap(sb->slots, board_size(sb->nslots));
     if (sb->fd >= 0)
         close(sb->fd);
     *sb = (struct drv_scoreboard){.fd = -1};
@@ -106,12 +122,99 @@ void drv_slot_idle(struct drv_slot *slot)
     drv_slot_store(&slot->busy_fd, 0);
 }
 
-void drv_slot_count(struct drv_slot *slot, int status, uint64_t bytes)
+static void add(uint64_t *field, uint64_t v)
 {
-    int cls = status / 100;
-    if (cls < 1 || cls > 5)
-        cls = 0;
-    __atomic_add_fetch(&slot->status[cls], 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&slot->requests, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&slot->bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(field, v, __ATOMIC_RELAXED);
+}
+
+unsigned drv_hist_bucket(uint64_t us)
+{
+    unsigned i = 0;
+    while (i < DRV_HIST_BUCKETS && us > drv_hist_bounds_us[i])
+        i++;
+    return i;
+}
+
+static void hist_record(struct drv_hist *h, uint64_t us)
+{
+    add(&h->count[drv_hist_bucket(us)], 1);
+    add(&h->sum_us, us);
+}
+
+void drv_hist_add(struct drv_hist *into, const struct drv_hist *from)
+{
+    for (unsigned i = 0; i <= DRV_HIST_BUCKETS; i++)
+        add(&into->count[i], drv_slot_load(&from->count[i]));
+    add(&into->sum_us, drv_slot_load(&from->sum_us));
+}
+
+/* The entry of `code` in the slot's table, claimed if need be; NULL when
+ * the table is full of other codes. */
+static uint64_t *code_counter(struct drv_codes *t, uint16_t code)
+{
+    unsigned home = code % DRV_SLOT_CODES;
+    for (unsigned k = 0; k < DRV_SLOT_CODES; k++) {
+        unsigned i = (home + k) % DRV_SLOT_CODES;
+        uint16_t have = __atomic_load_n(&t->code[i], __ATOMIC_RELAXED);
+        /* Unclaimed: claim it. A claim that loses to another writer
+         * leaves that writer's code in `have`. */
+        if (have == 0 &&
+            __atomic_compare_exchange_n(&t->code[i], &have, code, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return &t->n[i];
+        if (have == code)
+            return &t->n[i];
+    }
+    return NULL;
+}
+
+void drv_slot_count(struct drv_slot *slot, struct drv_totals *spill,
+                    int status, uint64_t bytes, uint64_t duration_us)
+{
+    if (status >= DRV_STATUS_MIN && status <= DRV_STATUS_MAX) {
+        uint64_t *n = code_counter(&slot->codes, (uint16_t)status);
+        if (!n && spill)
+            n = &spill->codes[status - DRV_STATUS_MIN];
+        if (n)
+            add(n, 1);
+    }
+    hist_record(&slot->duration, duration_us);
+    add(&slot->requests, 1);
+    add(&slot->bytes, bytes);
+}
+
+void drv_slot_queued(struct drv_slot *slot, uint64_t us)
+{
+    hist_record(&slot->queue, us);
+}
+
+int drv_slot_code_at(const struct drv_slot *slot, unsigned i, uint64_t *n)
+{
+    if (i >= DRV_SLOT_CODES)
+        return 0;
+    int code = __atomic_load_n(&slot->codes.code[i], __ATOMIC_RELAXED);
+    *n = code ? drv_slot_load(&slot->codes.n[i]) : 0;
+    return code;
+}
+
+void drv_scoreboard_fold(struct drv_scoreboard *sb,
+                         const struct drv_slot *slot)
+{
+    struct drv_totals *t = sb->totals;
+    add(&t->requests, drv_slot_load(&slot->requests));
+    add(&t->bytes, drv_slot_load(&slot->bytes));
+    for (unsigned i = 0; i < DRV_SLOT_CODES; i++) {
+        uint64_t n;
+        int code = drv_slot_code_at(slot, i, &n);
+        if (code >= DRV_STATUS_MIN && code <= DRV_STATUS_MAX)
+            add(&t->codes[code - DRV_STATUS_MIN], n);
+    }
+    drv_hist_add(&t->duration, &slot->duration);
+    drv_hist_add(&t->queue, &slot->queue);
+}
+
+void drv_scoreboard_restart(struct drv_scoreboard *sb, enum drv_restart why)
+{
+    if ((unsigned)why < DRV_RESTART_REASONS)
+        add(&sb->totals->restarts[why], 1);
 }

@@ -117,6 +117,8 @@ static int check_worker_class(const struct row *r, const char *text,
 
 static int check_forwarded(const struct row *r, const char *text, char *err,
                            size_t len);
+static int check_metrics_bind(const struct row *r, const char *text,
+                              char *err, size_t len);
 static int check_umask(const struct row *r, const char *text, char *err,
                        size_t len);
 static int check_worker_class(const struct row *r, const char *text,
@@ -357,6 +359,19 @@ static const struct row rows[] = {
         .group = "Logging", .off = OFF(loglevel),
         .help = "Least severe messages written to the error log: debug, "
                 "info, warning, error or critical.",
+    },
+    {
+        .name = "metrics_bind", .flags = {"--metrics-bind"},
+        .type = T_STRING, .metavar = "ADDRESS", .group = "Metrics",
+        .off = OFF(metrics_bind), .check = check_metrics_bind,
+        .help = "Address (HOST:PORT or unix:PATH) on which the master "
+                "serves Prometheus metrics (GET /metrics), health and "
+                "readiness probes (GET /healthz, GET /readyz) and the data "
+                "of `drover status` (GET /status). A listener of its own, "
+                "never the app's, answered by the master even while every "
+                "worker is busy. Unset: off. Keep it private (a loopback "
+                "address, or a port the load balancer does not expose). "
+                "Like bind, a change takes a restart, not a reload.",
     },
     {
         .name = "chdir", .flags = {"--chdir"}, .type = T_STRING,
@@ -923,6 +938,25 @@ static int check_bind(const struct row *r, const char *text, char *err,
         return 0;
     snprintf(err, len, "bad %s '%s': %s", r->item, text, why);
     return -1;
+}
+
+static int check_metrics_bind(const struct row *r, const char *text,
+                              char *err, size_t len)
+{
+    struct drv_addr a;
+    char why[256];
+
+    (void)r;
+    if (drv_addr_parse(text, &a, why, sizeof(why)) != 0) {
+        snprintf(err, len, "bad address '%s': %s", text, why);
+        return -1;
+    }
+    if (a.kind == DRV_ADDR_FD) {
+        snprintf(err, len, "'%s': the metrics listener is bound by drover "
+                 "(HOST:PORT or unix:PATH), not inherited", text);
+        return -1;
+    }
+    return 0;
 }
 
 static void list_clear(struct drv_strlist *l)

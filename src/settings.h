@@ -69,6 +69,7 @@ struct drv_settings {
     char *access_log_format;
     char *errorlog;             /* "-" = stderr */
     enum drv_loglevel loglevel;
+    char *metrics_bind;         /* the master's metrics listener, NULL = off */
     char *chdir;                /* directory to change to before loading */
     struct drv_strlist pythonpath; /* prepended to sys.path */
     char *virtualenv;           /* PEP 405 venv ($VIRTUAL_ENV by default) */

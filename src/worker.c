@@ -247,8 +247,10 @@ void drv_worker_retire(struct drv_worker *w)
 /* The worker retires on its own (max_requests, max_worker_memory): its
  * slot says STOPPING at once, so the master starts the replacement while
  * this one finishes what it has in flight. */
-static void retire_self(struct drv_worker *w)
+static void retire_self(struct drv_worker *w, enum drv_retire why)
 {
+    if (w->slot)
+        drv_slot_retiring(w->slot, why);
     drv_worker_retire(w);
     if (w->slot)
         drv_slot_set_state(w->slot, DRV_SLOT_STOPPING);
@@ -271,7 +273,7 @@ static void check_budget(struct drv_worker *w)
     drv_info("Autorestarting worker: %llu requests served, %zu "
              "connection(s) finishing",
              (unsigned long long)set->responses, set->n);
-    retire_self(w);
+    retire_self(w, DRV_RETIRE_MAX_REQUESTS);
 }
 
 /* This process's resident memory in bytes (/proc/self/statm, kept open:
@@ -308,7 +310,7 @@ static void check_memory(struct drv_worker *w)
     drv_info("Autorestarting worker: resident memory %llu MiB is past "
              "--max-worker-memory %ld MiB; %zu connection(s) finishing",
              (unsigned long long)(rss >> 20), limit_mb, w->conns.n);
-    retire_self(w);
+    retire_self(w, DRV_RETIRE_MEMORY);
 }
 
 static void on_response(struct drv_conns *set)
@@ -397,6 +399,8 @@ int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
                              size_t errlen)
 {
     w->conns.pool = drv_pool_create(w->loop, w->app, n, err, errlen);
+    if (w->conns.pool && w->slot)
+        drv_pool_publish_busy(w->conns.pool, &w->slot->threads_busy);
     return w->conns.pool ? 0 : -1;
 }
 
@@ -452,7 +456,10 @@ int drv_worker_run(struct drv_worker *w)
     drv_conns_close_all(&w->conns);
     drv_conns_reap(&w->conns);
     /* After a forced stop, threads still in the app are left behind: the
-     * process is about to exit. */
+     * process is about to exit (and unmaps the scoreboard first, so they
+     * must no longer publish into it). */
+    if (w->conns.pool)
+        drv_pool_publish_busy(w->conns.pool, NULL);
     drv_pool_free(w->conns.pool, !w->forced);
     w->conns.pool = NULL;
     free(w->accepts);

@@ -11,7 +11,8 @@ build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
 # checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
-      nginx-light python3-yaml python3-waitress groff-base man-db"
+      nginx-light python3-yaml python3-waitress groff-base man-db prometheus
+      python3-prometheus-client"
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
        procps iproute2 util-linux"
 # make test-deploy: debootstrap builds a Debian root, systemd-nspawn boots

@@ -132,8 +132,20 @@ def test_kubernetes_grace_period_covers_pre_stop_and_graceful_timeout():
     assert pod["terminationGracePeriodSeconds"] > pre_stop + graceful
     env = {e["name"]: e["value"] for e in web["env"]}
     assert env["PORT"] == "5000" and int(env["WEB_CONCURRENCY"]) >= 1
-    assert web["readinessProbe"]["httpGet"]["port"] == "http"
-    assert web["livenessProbe"]["httpGet"]["port"] == "http"
+    # Probes go to the master's metrics listener (--metrics-bind), which
+    # answers while every worker is busy; the Service does not expose it.
+    ports = {p["name"]: p["containerPort"] for p in web["ports"]}
+    args = web["command"]
+    metrics_bind = args[args.index("--metrics-bind") + 1]
+    assert metrics_bind == f"0.0.0.0:{ports['metrics']}"
+    assert web["readinessProbe"]["httpGet"] == {"path": "/readyz",
+                                                "port": "metrics"}
+    assert web["livenessProbe"]["httpGet"] == {"path": "/healthz",
+                                               "port": "metrics"}
+    annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     assert web["resources"]["limits"] and web["resources"]["requests"]
     # drover takes the command and its PORT/WEB_CONCURRENCY as they are.
     r = run_drover(*web["command"][1:-1], HELLO, "--print-config",

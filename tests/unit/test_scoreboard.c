@@ -1,8 +1,11 @@
 /*
  * Unit tests for scoreboard.c: slots start free and are found by pid,
  * each sits on its own cache lines, the state moves the way master and
- * worker agree on (a worker never overwrites the master's STOPPING), and
- * what a forked child writes into its slot the parent reads.
+ * worker agree on (a worker never overwrites the master's STOPPING),
+ * what a forked child writes into its slot the parent reads, and the
+ * counters for metrics: codes in the slot's table (and past it in the
+ * totals), the latency histograms, and the totals a dead worker's slot is
+ * folded into.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,6 +54,17 @@ static struct drover_request request_line(const char *method,
     req.target = (struct drover_str){target, strlen(target)};
     req.version = (struct drover_str){"HTTP/1.1", 8};
     return req;
+}
+
+/* How many responses with `code` the slot's table holds. */
+static uint64_t code_count(const struct drv_slot *slot, int code)
+{
+    for (unsigned i = 0; i < DRV_SLOT_CODES; i++) {
+        uint64_t n;
+        if (drv_slot_code_at(slot, i, &n) == code)
+            return n;
+    }
+    return 0;
 }
 
 /* Wait for `pid` and return its exit status (-1 unless it exited). */
@@ -215,27 +229,132 @@ static void test_busy_truncates_a_long_request_line_to_the_slot(void **state)
     drv_scoreboard_free(&sb);
 }
 
-static void test_count_files_responses_by_status_class(void **state)
+static void test_count_files_responses_by_status_code(void **state)
 {
     (void)state;
     struct drv_scoreboard sb = board(1);
     struct drv_slot *slot = claim(&sb, 1);
     static const int statuses[] = {100, 199, 200, 204, 301, 404, 499, 500,
-                                   503, 0, 99, 600, 999, -1};
+                                   503, 0,   99,  600, 999, -1,  200};
     uint64_t bytes = 0;
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
-        drv_slot_count(slot, statuses[i], i * 10);
+        drv_slot_count(slot, sb.totals, statuses[i], i * 10, 1000);
         bytes += i * 10;
     }
-    assert_int_equal(drv_slot_load(&slot->status[1]), 2);
-    assert_int_equal(drv_slot_load(&slot->status[2]), 2);
-    assert_int_equal(drv_slot_load(&slot->status[3]), 1);
-    assert_int_equal(drv_slot_load(&slot->status[4]), 2);
-    assert_int_equal(drv_slot_load(&slot->status[5]), 2);
-    /* Outside 1xx..5xx, [0]: 0, 99, 600, 999, -1. */
-    assert_int_equal(drv_slot_load(&slot->status[0]), 5);
-    assert_int_equal(drv_slot_load(&slot->requests), 14);
+    assert_int_equal(code_count(slot, 200), 2);
+    static const int once[] = {100, 199, 204, 301, 404, 499, 500, 503, 600,
+                               999};
+    for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
+        assert_int_equal(code_count(slot, once[i]), 1);
+    /* Outside 100..999: counted as requests, by no code. */
+    assert_int_equal(code_count(slot, 0), 0);
+    assert_int_equal(code_count(slot, 99), 0);
+    assert_int_equal(drv_slot_load(&slot->requests), 15);
     assert_int_equal(drv_slot_load(&slot->bytes), bytes);
+    for (size_t i = 0; i < DRV_STATUS_CODES; i++)
+        assert_int_equal(drv_slot_load(&sb.totals->codes[i]), 0);
+    drv_scoreboard_free(&sb);
+}
+
+static void test_codes_past_the_slots_table_are_counted_in_the_totals(
+    void **state)
+{
+    (void)state;
+    struct drv_scoreboard sb = board(1);
+    struct drv_slot *slot = claim(&sb, 1);
+    for (int code = 200; code < 200 + DRV_SLOT_CODES + 8; code++)
+        for (int k = 0; k <= code - 200; k++)
+            drv_slot_count(slot, sb.totals, code, 0, 0);
+    for (int code = 200; code < 200 + DRV_SLOT_CODES; code++) {
+        assert_int_equal(code_count(slot, code), code - 200 + 1);
+        assert_int_equal(drv_slot_load(&sb.totals->codes[code - 100]), 0);
+    }
+    for (int code = 200 + DRV_SLOT_CODES; code < 200 + DRV_SLOT_CODES + 8;
+         code++) {
+        assert_int_equal(code_count(slot, code), 0);
+        assert_int_equal(drv_slot_load(&sb.totals->codes[code - 100]),
+                         code - 200 + 1);
+    }
+    /* Without totals the overflow is dropped, and nothing breaks. */
+    drv_slot_count(slot, NULL, 299, 0, 0);
+    assert_int_equal(code_count(slot, 299), 0);
+    drv_scoreboard_free(&sb);
+}
+
+static void test_a_latency_lands_in_the_first_bucket_that_holds_it(
+    void **state)
+{
+    (void)state;
+    assert_int_equal(drv_hist_bucket(0), 0);
+    assert_int_equal(drv_hist_bucket(5000), 0); /* le="0.005" includes it */
+    assert_int_equal(drv_hist_bucket(5001), 1);
+    assert_int_equal(drv_hist_bucket(999999), 7);
+    assert_int_equal(drv_hist_bucket(1000000), 7);
+    assert_int_equal(drv_hist_bucket(10000000), DRV_HIST_BUCKETS - 1);
+    assert_int_equal(drv_hist_bucket(10000001), DRV_HIST_BUCKETS);
+    assert_int_equal(drv_hist_bucket(UINT64_MAX), DRV_HIST_BUCKETS);
+    for (unsigned i = 1; i < DRV_HIST_BUCKETS; i++)
+        assert_true(drv_hist_bounds_us[i] > drv_hist_bounds_us[i - 1]);
+
+    struct drv_scoreboard sb = board(1);
+    struct drv_slot *slot = claim(&sb, 1);
+    drv_slot_count(slot, sb.totals, 200, 0, 3000);
+    drv_slot_count(slot, sb.totals, 200, 0, 300000);
+    drv_slot_queued(slot, 20000);
+    assert_int_equal(drv_slot_load(&slot->duration.count[0]), 1);
+    assert_int_equal(drv_slot_load(&slot->duration.count[6]), 1);
+    assert_int_equal(drv_slot_load(&slot->duration.sum_us), 303000);
+    assert_int_equal(drv_slot_load(&slot->queue.count[2]), 1);
+    assert_int_equal(drv_slot_load(&slot->queue.sum_us), 20000);
+    drv_scoreboard_free(&sb);
+}
+
+static void test_fold_adds_a_dead_workers_counts_to_the_totals(void **state)
+{
+    (void)state;
+    struct drv_scoreboard sb = board(2);
+    for (int round = 1; round <= 2; round++) {
+        struct drv_slot *slot = claim(&sb, 100 + round);
+        drv_slot_count(slot, sb.totals, 200, 10, 2000);
+        drv_slot_count(slot, sb.totals, 404, 5, 2000000);
+        drv_slot_queued(slot, 1000);
+        drv_scoreboard_fold(&sb, slot);
+        release(slot);
+        /* The master's spawn starts the next worker on a clean slot. */
+        memset(slot, 0, sizeof(*slot));
+    }
+    struct drv_totals *t = sb.totals;
+    assert_int_equal(drv_slot_load(&t->requests), 4);
+    assert_int_equal(drv_slot_load(&t->bytes), 30);
+    assert_int_equal(drv_slot_load(&t->codes[200 - DRV_STATUS_MIN]), 2);
+    assert_int_equal(drv_slot_load(&t->codes[404 - DRV_STATUS_MIN]), 2);
+    assert_int_equal(drv_slot_load(&t->duration.count[0]), 2);
+    assert_int_equal(drv_slot_load(&t->duration.count[8]), 2);
+    assert_int_equal(drv_slot_load(&t->duration.sum_us), 4004000);
+    assert_int_equal(drv_slot_load(&t->queue.count[0]), 2);
+
+    drv_scoreboard_restart(&sb, DRV_RESTART_CRASH);
+    drv_scoreboard_restart(&sb, DRV_RESTART_CRASH);
+    drv_scoreboard_restart(&sb, DRV_RESTART_SCALE);
+    drv_scoreboard_restart(&sb, DRV_RESTART_REASONS); /* ignored */
+    assert_int_equal(drv_slot_load(&t->restarts[DRV_RESTART_CRASH]), 2);
+    assert_int_equal(drv_slot_load(&t->restarts[DRV_RESTART_SCALE]), 1);
+    assert_int_equal(drv_slot_load(&t->restarts[DRV_RESTART_RELOAD]), 0);
+    drv_scoreboard_free(&sb);
+}
+
+static void test_retiring_and_gauges_are_the_workers_word(void **state)
+{
+    (void)state;
+    struct drv_scoreboard sb = board(1);
+    struct drv_slot *slot = claim(&sb, 1);
+    assert_int_equal(drv_slot_retire_reason(slot), DRV_RETIRE_NONE);
+    drv_slot_retiring(slot, DRV_RETIRE_MAX_REQUESTS);
+    assert_int_equal(drv_slot_retire_reason(slot), DRV_RETIRE_MAX_REQUESTS);
+    drv_slot_set_in_flight(slot, 3);
+    drv_slot_set_conns(slot, 7);
+    assert_int_equal(drv_slot_load(&slot->in_flight), 3);
+    assert_int_equal(drv_slot_load(&slot->conns), 7);
     drv_scoreboard_free(&sb);
 }
 
@@ -252,8 +371,8 @@ static void test_what_a_forked_worker_writes_the_master_reads(void **state)
         struct drover_request req = request_line("GET", "/in-child");
         drv_slot_busy(slot, &req, 7);
         for (int i = 0; i < 100; i++)
-            drv_slot_count(slot, 200, 3);
-        drv_slot_count(slot, 502, 1);
+            drv_slot_count(slot, sb.totals, 200, 3, 100);
+        drv_slot_count(slot, sb.totals, 502, 1, 100);
         _exit(0);
     }
     slot->pid = pid;
@@ -264,8 +383,9 @@ static void test_what_a_forked_worker_writes_the_master_reads(void **state)
     assert_string_equal(slot->request, "GET /in-child HTTP/1.1");
     assert_int_equal(drv_slot_load(&slot->requests), 101);
     assert_int_equal(drv_slot_load(&slot->bytes), 301);
-    assert_int_equal(drv_slot_load(&slot->status[2]), 100);
-    assert_int_equal(drv_slot_load(&slot->status[5]), 1);
+    assert_int_equal(code_count(slot, 200), 100);
+    assert_int_equal(code_count(slot, 502), 1);
+    assert_int_equal(drv_slot_load(&slot->duration.count[0]), 101);
     /* The neighbouring slot saw none of it. */
     assert_int_equal(drv_slot_load(&sb.slots[1].requests), 0);
     drv_scoreboard_free(&sb);
@@ -283,14 +403,16 @@ static void test_counts_from_concurrent_processes_add_up(void **state)
         assert_true(pids[p] >= 0);
         if (pids[p] == 0) {
             for (int i = 0; i < EACH; i++)
-                drv_slot_count(slot, 200, 2);
+                drv_slot_count(slot, sb.totals, 200 + i % 2, 2, 0);
             _exit(0);
         }
     }
     for (int p = 0; p < PROCS; p++)
         assert_int_equal(exit_status(pids[p]), 0);
     assert_int_equal(drv_slot_load(&slot->requests), PROCS * EACH);
-    assert_int_equal(drv_slot_load(&slot->status[2]), PROCS * EACH);
+    /* Both claimed 200 and 201 in the same entries. */
+    assert_int_equal(code_count(slot, 200), PROCS * EACH / 2);
+    assert_int_equal(code_count(slot, 201), PROCS * EACH / 2);
     assert_int_equal(drv_slot_load(&slot->bytes), 2 * PROCS * EACH);
     drv_scoreboard_free(&sb);
 }
@@ -328,7 +450,8 @@ static void test_adopt_maps_the_same_slots_from_an_inherited_fd(void **state)
     (void)state;
     struct drv_scoreboard sb = board(5);
     struct drv_slot *slot = claim(&sb, 401);
-    drv_slot_count(slot, 200, 10);
+    drv_slot_count(slot, sb.totals, 200, 10, 0);
+    drv_scoreboard_restart(&sb, DRV_RESTART_RELOAD);
 
     struct drv_scoreboard again;
     assert_int_equal(drv_scoreboard_adopt(&again, dup(sb.fd)), 0);
@@ -336,9 +459,12 @@ static void test_adopt_maps_the_same_slots_from_an_inherited_fd(void **state)
     assert_ptr_equal(drv_scoreboard_find(&again, 401), &again.slots[0]);
     assert_int_equal(drv_slot_load(&again.slots[0].bytes), 10);
     /* One memory, two mappings: writes through either show in both. */
-    drv_slot_count(&again.slots[0], 404, 5);
+    drv_slot_count(&again.slots[0], again.totals, 404, 5, 0);
     assert_int_equal(drv_slot_load(&slot->bytes), 15);
-    assert_int_equal(drv_slot_load(&slot->status[4]), 1);
+    assert_int_equal(code_count(slot, 404), 1);
+    /* The totals cross over too (a reload keeps what was counted). */
+    assert_int_equal(
+        drv_slot_load(&again.totals->restarts[DRV_RESTART_RELOAD]), 1);
 
     drv_scoreboard_free(&sb);
     /* The adopted mapping outlives the original. */
@@ -357,10 +483,19 @@ static void test_adopt_refuses_a_size_that_is_not_whole_slots(void **state)
     struct drv_scoreboard sb = {.fd = -1};
     int fd = memfd_create("not-a-scoreboard", MFD_CLOEXEC);
     assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, sizeof(struct drv_slot) + 1), 0);
+    assert_int_equal(ftruncate(fd, sizeof(struct drv_totals) +
+                                       sizeof(struct drv_slot) + 1),
+                     0);
     assert_int_equal(drv_scoreboard_adopt(&sb, fd), -EINVAL);
     assert_false(fd_is_open(fd)); /* closed, as promised */
     assert_null(sb.slots);
+
+    /* Totals and no slot at all. */
+    fd = memfd_create("no-slots", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, sizeof(struct drv_totals)), 0);
+    assert_int_equal(drv_scoreboard_adopt(&sb, fd), -EINVAL);
+    assert_false(fd_is_open(fd));
 
     fd = memfd_create("empty", MFD_CLOEXEC);
     assert_true(fd >= 0);
@@ -406,7 +541,13 @@ int main(void)
         cmocka_unit_test(test_busy_records_the_request_line_and_when),
         cmocka_unit_test(test_idle_clears_busy_since),
         cmocka_unit_test(test_busy_truncates_a_long_request_line_to_the_slot),
-        cmocka_unit_test(test_count_files_responses_by_status_class),
+        cmocka_unit_test(test_count_files_responses_by_status_code),
+        cmocka_unit_test(
+            test_codes_past_the_slots_table_are_counted_in_the_totals),
+        cmocka_unit_test(
+            test_a_latency_lands_in_the_first_bucket_that_holds_it),
+        cmocka_unit_test(test_fold_adds_a_dead_workers_counts_to_the_totals),
+        cmocka_unit_test(test_retiring_and_gauges_are_the_workers_word),
         cmocka_unit_test(test_what_a_forked_worker_writes_the_master_reads),
         cmocka_unit_test(test_counts_from_concurrent_processes_add_up),
         cmocka_unit_test(

@@ -1,4 +1,5 @@
-"""An app for the prefork master's tests: who serves, slow calls, crashes."""
+"""An app for the prefork master's tests: who serves, slow calls, crashes,
+any status (/status/404)."""
 import ctypes
 import os
 import time
@@ -11,7 +12,10 @@ HELD = []
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     query = parse_qs(environ["QUERY_STRING"])
-    if path == "/sleep":
+    status = "200 OK"
+    if path.startswith("/status/"):
+        status = path[len("/status/"):] + " Status"
+    elif path == "/sleep":
         seconds = float(query.get("s", ["1"])[0])
         time.sleep(seconds)
     elif path == "/exit":
@@ -21,6 +25,6 @@ def app(environ, start_response):
     elif path == "/grow":   # a leak: memory the worker keeps
         HELD.append(b"x" * (int(query["mb"][0]) << 20))
     body = f"{os.getpid()} {VERSION}".encode()
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", "text/plain"),
+                             ("Content-Length", str(len(body)))])
     return [body]
