@@ -185,7 +185,9 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
 {
     if (r->state >= DRV_RESPONSE_COMMITTED)
         return -EALREADY;
-    if (status < 100 || status > 999)
+    /* A 1xx is interim: sent as the response, the client would wait on
+     * for the final one and take the next request's answer for it. */
+    if (status < 200 || status > 999)
         return -EINVAL;
     if (!reason) {
         reason = drv_status_reason(status);

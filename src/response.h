@@ -24,7 +24,7 @@
  * The head is committed when the app finishes (drv_response_finish), when
  * pending body bytes pass DRV_RESPONSE_HOLD, or when a streamed body is
  * first pulled. Framing is then chosen once:
- *   - no body allowed (HEAD, 1xx, 204, 304): no body bytes are sent;
+ *   - no body allowed (HEAD, 204, 304): no body bytes are sent;
  *   - the app gave Content-Length: exactly that many bytes are sent, a
  *     surplus is dropped and logged, a shortfall closes the connection;
  *   - finished with everything pending: Content-Length = pending bytes;
@@ -130,10 +130,10 @@ void drv_response_abort(struct drv_response *r);
  * keep_alive allows. Returns 0, or -EALREADY once committed. */
 int drv_response_error(struct drv_response *r, int status, bool head_only);
 
-/* Set the status (100..999) and reason (NULL: the standard phrase). Valid
- * before commit; a second call replaces status and headers. Returns 0 or
- * -EINVAL (bad status or reason with control characters), -EALREADY
- * after commit. */
+/* Set the status (200..999: a final one; drover sends no 1xx of an app's)
+ * and reason (NULL: the standard phrase). Valid before commit; a second
+ * call replaces status and headers. Returns 0 or -EINVAL (bad status or
+ * reason with control characters), -EALREADY after commit. */
 int drv_response_start(struct drv_response *r, int status, const char *reason,
                        size_t reason_len);
 /* Add a header. Returns 0, or -EINVAL when the name is not a token or the

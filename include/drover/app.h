@@ -106,7 +106,8 @@ struct drover_body_source {
  * header, out of memory); the app then returns -1 from `handle`.
  */
 struct drover_response {
-    /* Start the response. `status` is 100..999 with an optional reason
+    /* Start the response. `status` is 200..999 (a final status: 1xx
+     * responses are interim, and drover's to send) with an optional reason
      * (NULL: drover's standard phrase). Headers are copied. Connection,
      * Keep-Alive, Transfer-Encoding and Date are drover's to set; a
      * Content-Length the app gives is trusted and enforced. */

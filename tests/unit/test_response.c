@@ -839,6 +839,12 @@ static void test_start_refuses_bad_statuses_and_reasons(void **state)
     struct drv_response *r = &f.res;
     assert_int_equal(drv_response_start(r, 99, NULL, 0), -EINVAL);
     assert_int_equal(drv_response_start(r, 1000, NULL, 0), -EINVAL);
+    /* Bug (found by fuzz_response): an app's 1xx went out as its final
+     * response; the client, reading it as interim, took the next
+     * request's response for this one's. */
+    assert_int_equal(drv_response_start(r, 100, NULL, 0), -EINVAL);
+    assert_int_equal(drv_response_start(r, 101, NULL, 0), -EINVAL);
+    assert_int_equal(drv_response_start(r, 199, "Hm", 2), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\r\nB", 4), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\nB", 3), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\0B", 3), -EINVAL);
