@@ -203,12 +203,10 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
     memcpy(r->reason, reason, reason_len);
     r->reason[reason_len] = '\0';
     r->status = status;
-    drv_buf_reset(&r->headers);
-    /* A restart (WSGI exc_info) drops what the failed response had
-     * written: none of it may end up in the error page. */
-    drv_buf_reset(&r->pending);
-    r->content_length = -1;
-    r->app_date = r->app_server = false;
+    /* A restart (WSGI exc_info) drops what the failed response had said,
+     * its body source too: none of it may end up in the error page. (A
+     * kept file body would even go out raw inside a chunked one.) */
+    withdraw(r);
     r->state = DRV_RESPONSE_STARTED;
     return 0;
 }

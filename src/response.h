@@ -132,8 +132,9 @@ int drv_response_error(struct drv_response *r, int status, bool head_only);
 
 /* Set the status (200..999: a final one; drover sends no 1xx of an app's)
  * and reason (NULL: the standard phrase). Valid before commit; a second
- * call replaces status and headers. Returns 0 or -EINVAL (bad status or
- * reason with control characters), -EALREADY after commit. */
+ * call replaces the first response whole: status, headers, held body and
+ * body source (closed). Returns 0 or -EINVAL (bad status or reason with
+ * control characters; nothing changes), -EALREADY after commit. */
 int drv_response_start(struct drv_response *r, int status, const char *reason,
                        size_t reason_len);
 /* Add a header. Returns 0, or -EINVAL when the name is not a token or the

@@ -816,6 +816,45 @@ static void test_a_second_start_before_commit_replaces_status_and_headers(
     end(&f);
 }
 
+static void test_a_restart_drops_the_first_responses_body_source(void **state)
+{
+    (void)state;
+    /* Bug (found by fuzz_response): a restart kept the first response's
+     * body source but not its length, so a file body went out raw, by
+     * sendfile, inside a chunked response; any source's bytes ended up in
+     * the error page. */
+    struct fixture f;
+    struct fake_source file = {0}, stream_src = {.chunks = {"old"}};
+    struct drv_response *r = start(&f, GET11, 200);
+    struct drover_body_source src = source_of(&file);
+    assert_int_equal(drv_response_stream_file(r, &src, 99, 0, 100), 0);
+    assert_int_equal(drv_response_start(r, 500, NULL, 0), 0);
+    assert_int_equal(file.closes, 1);
+    assert_false(r->has_source || r->has_file);
+    write_str(r, "error");
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_int_equal(r->state, DRV_RESPONSE_DONE);
+    struct parsed *p = output(&f);
+    assert_int_equal(p->status, 500);
+    assert_string_equal(header(p, "Content-Length"), "5");
+    assert_null(header(p, "Transfer-Encoding"));
+    assert_body(p, "error");
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    stream(r, &stream_src);
+    assert_int_equal(drv_response_start(r, 503, NULL, 0), 0);
+    assert_int_equal(stream_src.closes, 1);
+    assert_int_equal(drv_response_finish(r), 0);
+    p = output(&f);
+    assert_int_equal(p->status, 503);
+    assert_string_equal(header(p, "Content-Length"), "0");
+    assert_int_equal(stream_src.nexts, 0);
+    end(&f);
+    assert_int_equal(file.closes, 1);
+    assert_int_equal(stream_src.closes, 1);
+}
+
 static void test_start_after_commit_returns_ealready(void **state)
 {
     (void)state;
@@ -1386,6 +1425,7 @@ int main(void)
         cmocka_unit_test(
             test_a_second_start_before_commit_replaces_status_and_headers),
         cmocka_unit_test(test_start_after_commit_returns_ealready),
+        cmocka_unit_test(test_a_restart_drops_the_first_responses_body_source),
         cmocka_unit_test(test_start_refuses_bad_statuses_and_reasons),
         cmocka_unit_test(test_a_long_reason_is_cut_to_fit),
         cmocka_unit_test(test_an_unknown_status_gets_reason_unknown),
