@@ -378,7 +378,12 @@ static void flush_pending(struct drv_response *r)
 
 int drv_response_write(struct drv_response *r, const void *data, size_t len)
 {
-    if (r->state == DRV_RESPONSE_NEW || r->state == DRV_RESPONSE_DONE)
+    /* Once a source is handed over, held bytes would go out ahead of
+     * its bytes, and a file body's length is fixed already. (Committed,
+     * a write goes out in order: WSGI's write() called while drover pulls
+     * the iterable.) */
+    if (r->state == DRV_RESPONSE_NEW || r->state == DRV_RESPONSE_DONE ||
+        r->has_file || (r->state == DRV_RESPONSE_STARTED && r->has_source))
         return -EINVAL;
     if (r->state == DRV_RESPONSE_STARTED) {
         drv_buf_append(&r->pending, data, len);

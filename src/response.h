@@ -141,7 +141,10 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
  * value contains CR, LF or NUL (nothing is added then). */
 int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
                         const char *value, size_t vlen);
-/* Append body bytes. Returns 0, or -EINVAL before start. */
+/* Append body bytes. Returns 0, or -EINVAL (nothing is added) before
+ * start, after the end, with a file body, or with a body source before
+ * commit. Committed, the bytes go out at once, so a source's next() may
+ * write (they go out before the chunk it returns). */
 int drv_response_write(struct drv_response *r, const void *data, size_t len);
 /* The rest of the body is `total` bytes, written next: commit now with
  * Content-Length = held bytes + total (unless the app gave one), so the

@@ -89,6 +89,12 @@ def test_an_exception_mid_stream_cuts_the_response_and_closes_once(srv):
     assert closes(srv) == 1
 
 
+def test_write_called_from_inside_the_iterable_goes_out_in_order(srv):
+    r = one(srv, "/writes_while_iterated")
+    assert r.status == 200 and r.complete
+    assert r.body == b"w1 y1 w2 y2"
+
+
 @pytest.mark.parametrize("name", ["sets_te_list", "sets_te_stream",
                                   "sets_te_gzip"])
 def test_transfer_encoding_from_the_app_is_replaced_by_drovers_framing(

@@ -855,6 +855,35 @@ static void test_a_restart_drops_the_first_responses_body_source(void **state)
     assert_int_equal(stream_src.closes, 1);
 }
 
+static void test_a_write_after_a_body_source_is_refused(void **state)
+{
+    (void)state;
+    /* Bug (found by fuzz_response): a write after a file body went before
+     * the file, past the length fixed with it, and the file's last bytes
+     * were cut without failing the response. */
+    struct fixture f;
+    struct fake_source file = {0}, s = {.chunks = {"src"}};
+    struct drv_response *r = start(&f, GET11, 200);
+    write_str(r, "pre");
+    struct drover_body_source src = source_of(&file);
+    assert_int_equal(drv_response_stream_file(r, &src, 99, 0, 10), 0);
+    assert_int_equal(drv_response_write(r, "x", 1), -EINVAL);
+    assert_int_equal(drv_response_finish(r), 0);
+    struct parsed *p = output(&f);
+    assert_string_equal(header(p, "Content-Length"), "13");
+    assert_body(p, "pre");
+    assert_int_equal(r->file.left, 10);
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    stream(r, &s);
+    assert_int_equal(drv_response_write(r, "x", 1), -EINVAL);
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_int_equal(drain(r), 0);
+    assert_body(output(&f), "src");
+    end(&f);
+}
+
 static void test_start_after_commit_returns_ealready(void **state)
 {
     (void)state;
@@ -1426,6 +1455,7 @@ int main(void)
             test_a_second_start_before_commit_replaces_status_and_headers),
         cmocka_unit_test(test_start_after_commit_returns_ealready),
         cmocka_unit_test(test_a_restart_drops_the_first_responses_body_source),
+        cmocka_unit_test(test_a_write_after_a_body_source_is_refused),
         cmocka_unit_test(test_start_refuses_bad_statuses_and_reasons),
         cmocka_unit_test(test_a_long_reason_is_cut_to_fit),
         cmocka_unit_test(test_an_unknown_status_gets_reason_unknown),

@@ -81,6 +81,18 @@ def closes_after_stream(environ, start_response):
     return Body([b"a" * 1000, b"b" * 1000])
 
 
+def writes_while_iterated(environ, start_response):
+    """write() from inside the returned iterable, as old apps do."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        write(b"w1 ")
+        yield b"y1 "
+        write(b"w2 ")
+        yield b"y2"
+    return body()
+
+
 def sets_te_list(environ, start_response):
     _start(start_response, ("Transfer-Encoding", "chunked"))
     return [b"framed by drover"]
