@@ -12,18 +12,14 @@ under load fails no request.
 """
 import http.client
 import json
-import os
-import re
 import signal
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT
-from helpers import APPS, NGINX, RawConn, children, free_port, get
+from helpers import (APPS, NGINX, Nginx, RawConn, children, get,
+                     upstreams_of)
 
 APP = "container_app:app"
 # A client address that is on this host but not one drover trusts by
@@ -34,91 +30,6 @@ pytestmark = pytest.mark.skipif(
     NGINX is None,
     reason="nginx missing (Debian package nginx-light; "
            "tools/install-deps.sh test)")
-
-
-def substitute(text, old, new):
-    """Replace `old` (a regex) exactly once: a shipped config that changes
-    shape must fail here, not silently test something else."""
-    text, n = re.subn(old, new if callable(new) else lambda _: new, text,
-                      flags=re.M)
-    assert n == 1, f"conf/nginx.conf no longer has {old!r}"
-    return text
-
-
-def nginx_conf(tmp, port, upstreams):
-    text = (ROOT / "conf" / "nginx.conf").read_text()
-    text = substitute(text, r"^worker_processes auto;", "worker_processes 2;")
-    text = substitute(text, r"^error_log \S+", f"error_log {tmp}/error.log")
-    text = substitute(text, r"^pid \S+;", f"pid {tmp}/nginx.pid;")
-    # Which upstream(s) served each request, and their statuses; scratch
-    # directories in tmp too.
-    extra = ["log_format upstreams '$remote_addr \"$request\" $status "
-             "[$upstream_addr] [$upstream_status]';",
-             f"access_log {tmp}/access.log upstreams;"]
-    extra += [f"{kind}_temp_path {tmp}/{kind};" for kind in
-              ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
-    text = substitute(text, r"^(\s*)access_log \S+ combined;",
-                      lambda m: "\n".join(m[1] + line for line in extra))
-    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+ ", text, re.M)
-    assert len(servers) == len(upstreams), servers
-    for old, up in zip(servers, upstreams):
-        text = text.replace(old, re.sub(r"127\.0\.0\.1:\d+", up, old), 1)
-    text = substitute(text, r"listen 80 default_server;",
-                      f"listen 127.0.0.1:{port} default_server;")
-    return text
-
-
-class Nginx:
-    def __init__(self, tmp, upstreams):
-        self.tmp = tmp
-        self.port = free_port()
-        self.conf = tmp / "nginx.conf"
-        self.conf.write_text(nginx_conf(tmp, self.port, upstreams))
-        self._err = open(tmp / "nginx.stderr", "wb")
-        # Its own session, so that cleanup can reach its workers too.
-        self.proc = subprocess.Popen(
-            [NGINX, "-p", str(tmp), "-c", str(self.conf), "-e",
-             str(tmp / "error.log"), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-            start_new_session=True)
-
-    @property
-    def error_log(self):
-        path = self.tmp / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    @property
-    def access_log(self):
-        path = self.tmp / "access.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def wait_ready(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"nginx exited with {self.proc.returncode}"
-                                     f":\n{self.error_log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"nginx did not start:\n{self.error_log}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()  # fast shutdown of master and workers
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
-        self._err.close()
 
 
 @pytest.fixture
@@ -182,16 +93,6 @@ def test_remote_addr_is_the_client_nginx_saw_not_a_forged_header(
     assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 127.0.0.1"
     assert env["REMOTE_ADDR"] == "6.6.6.6"
     assert env["url_scheme"] == "http"
-
-
-def upstreams_of(access_log, tag):
-    """[(upstream addresses, statuses)] of the requests naming `tag`."""
-    found = []
-    for line in access_log.splitlines():
-        if tag in line:
-            addrs, statuses = re.search(r"\[(.*)\] \[(.*)\]$", line).groups()
-            found.append((addrs.split(", "), statuses.split(", ")))
-    return found
 
 
 def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
