@@ -12,6 +12,7 @@ under load fails no request.
 """
 import http.client
 import json
+import re
 import signal
 import threading
 import time
@@ -116,7 +117,9 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
         conn = None
         i = 0
         while not done.is_set():
-            path = "/sleep?s=0.05" if (n + i) % 3 == 0 else "/"
+            # Each request tagged, and logged by the app that gets it.
+            s = 0.05 if (n + i) % 3 == 0 else 0
+            path = f"/sleep?s={s}&tag=load{n}-{i}"
             i += 1
             conn = conn or RawConn(nginx.port, timeout=10)
             if not record(path, conn):
@@ -160,17 +163,45 @@ def test_stopping_one_instance_under_load_fails_no_request(two_behind_nginx):
     assert after == {b.pid}
     assert "graceful timeout" not in a.log and "SIGKILL" not in a.log
     a_addr = f"127.0.0.1:{a.port}"
+
+    def retried_unseen_by_a(tag):
+        """nginx's first try of `tag` went to a but never reached a's app
+        (a closed the connection first), and b answered it."""
+        tries = upstreams_of(nginx.access_log, f"tag={tag} HTTP")
+        assert len(tries) == 1, (tag, nginx.access_log)
+        (addrs, statuses), = tries
+        return (len(addrs) > 1 and addrs[0] == a_addr and
+                statuses[-1] == "200" and f"&tag={tag})" not in a.log)
+
+    # The slow probes nginx gave a were answered by a, each with one try;
+    # a probe retried went to b without reaching a's app (see below).
     probes_seen = upstreams_of(nginx.access_log, "tag=inflight")
     assert len(probes_seen) == 6, nginx.access_log
-    assert all(len(u[0]) == 1 and u[1] == ["200"] for u in probes_seen), \
-        (probes_seen, nginx.error_log)
+    for k in range(6):
+        (addrs, statuses), = upstreams_of(nginx.access_log,
+                                          f"tag=inflight{k} HTTP")
+        assert (len(addrs) == 1 and statuses == ["200"]) or \
+            retried_unseen_by_a(f"inflight{k}"), (k, nginx.error_log)
     assert [a_addr] in [u[0] for u in probes_seen]
-    # The only upstream errors are refused connections: nothing that a
-    # (stopping) or b accepted was reset or cut short.
+    # Upstream errors: refused connections (a's listeners are gone), and
+    # the one race HTTP allows on a kept-alive connection (RFC 9112
+    # 9.3.1): a closed it as idle at SIGTERM just as nginx sent a request
+    # on it. nginx then tries another upstream (for any method but POST,
+    # LOCK and PATCH; a cached connection's failure does not even count
+    # against proxy_next_upstream_tries), so the client sees nothing.
+    # Such a request never reached a's app and was answered by b: nothing
+    # that a (stopping) or b had read was reset or cut short.
     errors = [line for line in nginx.error_log.splitlines()
               if "[error]" in line]
-    assert all("connect() failed (111: Connection refused)" in line
-               for line in errors), errors
+    for line in errors:
+        if "connect() failed (111: Connection refused)" in line:
+            continue
+        assert any(race in line for race in (
+            "upstream prematurely closed connection",
+            "(104: Connection reset by peer)", "(32: Broken pipe)")), line
+        assert f'upstream: "http://{a_addr}/' in line, line
+        tag = re.search(r'request: "GET /sleep\?s=[\d.]+&tag=(\S+) ', line)[1]
+        assert retried_unseen_by_a(tag), (line, nginx.access_log, a.log)
     # nginx did retry: requests it first sent to the stopped instance.
     retried = [u for u in upstreams_of(nginx.access_log, "HTTP/1.1")
                if len(u[0]) > 1]
