@@ -116,8 +116,9 @@ struct drover_response {
     /* Append body bytes (copied). May be called many times after start. */
     int (*write)(struct drover_response *res, const void *data, size_t len);
     /* Hand drover a streamed body; after it, `handle` must return without
-     * further writes (write fails then; the source's next may write). drover owns `source` from here on (its close is
-     * called even if this call fails). */
+     * further writes (write fails then; the source's next may write).
+     * drover owns `source` from here on (its close is called even if this
+     * call fails). */
     int (*stream)(struct drover_response *res,
                   const struct drover_body_source *source);
     /* Read up to `len` body bytes into buf, in order, whether the body is
