@@ -6,15 +6,21 @@
 #   make test   install what is missing, build, run every suite (unit,
 #               integration, the HTTP and WSGI suites again with app
 #               threads, unit and integration again on an ASan+UBSan build,
-#               a short fuzz run, the deployment files of conf/ under a
-#               real systemd and a real Docker engine)
+#               a short run of each fuzz target, the deployment files of
+#               conf/ under a real systemd and a real Docker engine)
+#
+#   make fuzz-long   each fuzz target for FUZZ_LONG_SECONDS, one at a time
 #
 # The real build is CMake; this file only strings the steps together.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 20
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c). `make fuzz` shares
+# FUZZ_SECONDS among them; `make fuzz-long` gives each FUZZ_LONG_SECONDS.
+FUZZ_TARGETS ?= http response proxy
+FUZZ_SECONDS ?= 21
+FUZZ_LONG_SECONDS ?= 600
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian's interpreter: it has python3-pytest, -requests and -flask.
 PYTHON     ?= /usr/bin/python3
@@ -30,8 +36,8 @@ SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps deps-test deps-bench build build-asan run test unit \
-        integration integration-threads test-asan fuzz bench clean \
-        deps-deploy test-deploy
+        integration integration-threads test-asan fuzz fuzz-long fuzz-build \
+        bench clean deps-deploy test-deploy
 
 all: build
 
@@ -92,14 +98,32 @@ test: deps-test
 	$(MAKE) fuzz
 	$(MAKE) test-deploy
 
-# libFuzzer on the request parser; a short run is part of `make test`.
-fuzz: deps-test
+# The fuzz targets, built with clang (libFuzzer, ASan, UBSan).
+fuzz-build: deps-test
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDROVER_FUZZ=ON -DDROVER_TESTS=OFF \
 	    -DCMAKE_BUILD_TYPE=Debug
-	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_http
-	mkdir -p $(FUZZ_BUILD)/corpus
-	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -print_final_stats=1 $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target \
+	    $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+# Run target $(1) for $(2) seconds: its seeds are tests/fuzz/corpus_$(1)
+# (fuzz_http's: tests/fuzz/corpus), what it learns goes to
+# $(FUZZ_BUILD)/corpus_$(1), a crashing input to $(FUZZ_BUILD)/.
+define fuzz_run
+	mkdir -p $(FUZZ_BUILD)/corpus_$(1)
+	$(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -max_len=4096 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/$(1)- \
+	    $(FUZZ_BUILD)/corpus_$(1) \
+	    tests/fuzz/corpus$(if $(filter http,$(1)),,_$(1))
+
+endef
+
+# A short run of each target is part of `make test`.
+fuzz: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(shell \
+	    expr $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)))))
+
+fuzz-long: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_LONG_SECONDS)))
 
 # conf/drover.service and drover.socket under systemd booted in
 # systemd-nspawn, conf/Dockerfile in a private Docker engine

@@ -74,7 +74,9 @@ static inline size_t drv_buf_size(const struct drv_buf *b)
 }
 static inline char *drv_buf_data(const struct drv_buf *b)
 {
-    return b->base + b->off;
+    /* Not base + off when off is 0: base is NULL in a buffer never grown,
+     * and NULL + 0 is undefined in C (UBSan reports it). */
+    return b->off ? b->base + b->off : b->base;
 }
 
 /* Allocation helpers that abort on failure (see the policy above). */

@@ -77,6 +77,11 @@ struct drv_conn {
     struct drv_listener *listener;
     char remote[INET6_ADDRSTRLEN];
     int remote_port;
+    union { /* the peer in binary, for the trust check (proxy.h) */
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
     struct timespec started; /* wall clock at the request's first byte */
     ev_tstamp t0;            /* loop time of the same */
     /* With app threads: the job in flight (state APP), and its place in
@@ -204,13 +209,16 @@ static void peer_name(struct drv_conn *c, const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *a = (const void *)sa;
+        c->peer.in = *a;
         inet_ntop(AF_INET, &a->sin_addr, c->remote, sizeof(c->remote));
         c->remote_port = ntohs(a->sin_port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const void *)sa;
+        c->peer.in6 = *a;
         inet_ntop(AF_INET6, &a->sin6_addr, c->remote, sizeof(c->remote));
         c->remote_port = ntohs(a->sin6_port);
     } else {
+        c->peer.sa.sa_family = sa->sa_family;
         c->remote[0] = '\0';
         c->remote_port = 0;
     }
@@ -357,8 +365,8 @@ static void fill_view(struct drv_conn *c, struct drover_request *v)
     v->url_scheme = (struct drover_str){"http", 4};
     /* Behind a trusted proxy the client and scheme come from its headers
      * (forwarded_allow_ips; see proxy.h). */
-    if (!drv_proxy_resolve(&c->set->settings->forwarded_allow_ips, c->remote,
-                           v->headers, v->nheaders, &c->x->fwd))
+    if (!drv_proxy_resolve(c->set->trust, &c->peer.sa, v->headers,
+                           v->nheaders, &c->x->fwd))
         return;
     if (c->x->fwd.addr[0]) {
         v->remote_addr = (struct drover_str){c->x->fwd.addr, strlen(c->x->fwd.addr)};
@@ -386,8 +394,7 @@ static void note_queue_time(struct drv_conn *c)
         struct timespec now;
         uint64_t us;
         clock_gettime(CLOCK_REALTIME, &now);
-        if (drv_proxy_trusted(&set->settings->forwarded_allow_ips,
-                              c->remote) &&
+        if (drv_proxy_trusted(set->trust, &c->peer.sa) &&
             drv_metrics_queue_us(h->value.ptr, h->value.len,
                                  (uint64_t)now.tv_sec * 1000000 +
                                      (uint64_t)now.tv_nsec / 1000,

@@ -30,6 +30,7 @@ struct drv_app;
 struct drv_conn;
 struct drv_exchange;
 struct drv_listener;
+struct drv_proxy_trust;
 struct drv_settings;
 struct drv_slot;
 struct drv_totals;
@@ -39,6 +40,7 @@ struct drv_conns {
     struct ev_loop *loop;
     const struct drv_settings *settings;
     struct drv_http_limits limits;
+    const struct drv_proxy_trust *trust; /* forwarded_allow_ips, compiled */
     struct drv_app *app;
     struct drv_accesslog *accesslog; /* NULL: no access log */
     struct drv_slot *slot;           /* NULL: no scoreboard */

@@ -2,10 +2,11 @@
  * proxy: trust decisions and proxy header parsing; see proxy.h for the
  * policy.
  *
- * Nothing is precomputed: the trust list is parsed when a request
- * actually carries a proxy header (a handful of inet_pton calls), which
- * keeps this module stateless across reloads and costs nothing on
- * requests without proxy headers.
+ * The trust list is compiled once (drv_proxy_trust_create, when a worker
+ * starts) into networks in binary, and a peer is matched by its binary
+ * address: a proxied request costs no parsing of the list, only of its
+ * own headers. drv_proxy_check_allow (the settings' validation at start)
+ * runs the same compiler, so an item it accepts always compiles.
  *
  * Hops are collected left to right into a fixed array; a header with more
  * than MAX_HOPS hops keeps the right-most ones, which are the only ones
@@ -16,6 +17,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -63,13 +65,23 @@ static bool span_is(struct span s, const char *lower)
     return s.len == strlen(lower) && strncasecmp(s.p, lower, s.len) == 0;
 }
 
-/* Parse an IP literal; IPv4-mapped IPv6 becomes IPv4, so ::ffff:10.0.0.1
+/* An IPv4-mapped IPv6 address (::ffff:10.0.0.1) becomes IPv4, so that it
  * matches a 10.0.0.0/8 rule. */
+static void unmap(struct ip *ip)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    if (ip->family != AF_INET6 || memcmp(ip->b, mapped, sizeof(mapped)) != 0)
+        return;
+    memmove(ip->b, ip->b + 12, 4);
+    memset(ip->b + 4, 0, 12);
+    ip->family = AF_INET;
+}
+
+/* Parse an IP literal (mapped IPv6 becomes IPv4: see unmap). */
 static bool parse_ip(const char *p, size_t len, struct ip *out)
 {
     char buf[INET6_ADDRSTRLEN];
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-                                             0, 0, 0, 0, 0xff, 0xff};
     if (len == 0 || len >= sizeof(buf))
         return false;
     memcpy(buf, p, len);
@@ -82,11 +94,7 @@ static bool parse_ip(const char *p, size_t len, struct ip *out)
     if (inet_pton(AF_INET6, buf, out->b) != 1)
         return false;
     out->family = AF_INET6;
-    if (memcmp(out->b, mapped, sizeof(mapped)) == 0) {
-        memmove(out->b, out->b + 12, 4);
-        memset(out->b + 4, 0, 12);
-        out->family = AF_INET;
-    }
+    unmap(out);
     return true;
 }
 
@@ -129,67 +137,111 @@ static bool in_net(const struct net *n, const struct ip *ip)
     return (n->ip.b[full] & mask) == (ip->b[full] & mask);
 }
 
-/* Call `each` for every trimmed, non-empty comma piece of `item`; stops
- * early when it returns true, and returns that. */
-static bool any_piece(const char *item, bool (*each)(struct span, void *),
-                      void *arg)
+struct drv_proxy_trust {
+    bool any;         /* "*": every peer */
+    struct net *nets; /* addresses are networks of full length */
+    size_t n, cap;
+};
+
+/* Add the comma pieces of one item to `t`. Returns 0, or -1 with the
+ * first bad piece named in err (then `t` may hold the good ones). */
+static int compile_item(struct drv_proxy_trust *t, const char *item,
+                        char *err, size_t len)
 {
     const char *p = item;
     for (;;) {
         const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        struct span s = trim(p, len);
-        if (s.len && each(s, arg))
-            return true;
+        struct span s = trim(p, comma ? (size_t)(comma - p) : strlen(p));
+        struct net n;
+        if (s.len == 1 && s.p[0] == '*') {
+            t->any = true;
+        } else if (s.len && parse_net(s, &n)) {
+            if (t->n == t->cap) {
+                t->cap = t->cap ? 2 * t->cap : 4;
+                t->nets = drv_xrealloc(t->nets, t->cap * sizeof(*t->nets));
+            }
+            t->nets[t->n++] = n;
+        } else if (s.len) {
+            snprintf(err, len,
+                     "'%.*s' is not an IP address, a network (ADDRESS/BITS) "
+                     "or *",
+                     (int)s.len, s.p);
+            return -1;
+        }
         if (!comma)
-            return false;
+            return 0;
         p = comma + 1;
     }
 }
 
-static bool bad_piece(struct span s, void *arg)
-{
-    struct net n;
-    if ((s.len == 1 && s.p[0] == '*') || parse_net(s, &n))
-        return false;
-    *(struct span *)arg = s;
-    return true;
-}
-
 int drv_proxy_check_allow(const char *item, char *err, size_t len)
 {
-    struct span bad;
-    if (!any_piece(item, bad_piece, &bad))
-        return 0;
-    snprintf(err, len,
-             "'%.*s' is not an IP address, a network (ADDRESS/BITS) or *",
-             (int)bad.len, bad.p);
-    return -1;
+    struct drv_proxy_trust t = {0};
+    int rc = compile_item(&t, item, err, len);
+    free(t.nets);
+    return rc;
 }
 
-static bool piece_matches(struct span s, void *arg)
+struct drv_proxy_trust *drv_proxy_trust_create(const struct drv_strlist *allow,
+                                               char *err, size_t len)
 {
-    struct net n;
-    if (s.len == 1 && s.p[0] == '*')
+    struct drv_proxy_trust *t = drv_xcalloc(1, sizeof(*t));
+    for (size_t i = 0; i < allow->n; i++) {
+        if (compile_item(t, allow->v[i], err, len) != 0) {
+            drv_proxy_trust_free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+void drv_proxy_trust_free(struct drv_proxy_trust *t)
+{
+    if (!t)
+        return;
+    free(t->nets);
+    free(t);
+}
+
+static bool ip_trusted(const struct drv_proxy_trust *t, const struct ip *ip)
+{
+    if (!t)
+        return false;
+    if (t->any)
         return true;
-    return parse_net(s, &n) && in_net(&n, arg);
-}
-
-static bool ip_trusted(const struct drv_strlist *allow, const struct ip *ip)
-{
-    struct ip probe = *ip;
-    for (size_t i = 0; i < allow->n; i++)
-        if (any_piece(allow->v[i], piece_matches, &probe))
+    for (size_t i = 0; i < t->n; i++)
+        if (in_net(&t->nets[i], ip))
             return true;
     return false;
 }
 
-bool drv_proxy_trusted(const struct drv_strlist *allow, const char *peer)
+/* The peer's address as the trust list compares it; false for a peer
+ * that is not IPv4 or IPv6 (a unix socket). */
+static bool peer_ip(const struct sockaddr *sa, struct ip *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        out->family = AF_INET;
+        memcpy(out->b, &in->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct sockaddr_in6 *in6 = (const void *)sa;
+    out->family = AF_INET6;
+    memcpy(out->b, &in6->sin6_addr, 16);
+    unmap(out);
+    return true;
+}
+
+bool drv_proxy_trusted(const struct drv_proxy_trust *t,
+                       const struct sockaddr *peer)
 {
     struct ip ip;
-    if (peer[0] == '\0')
+    if (!peer_ip(peer, &ip))
         return true; /* unix socket: a local process */
-    return parse_ip(peer, strlen(peer), &ip) && ip_trusted(allow, &ip);
+    return ip_trusted(t, &ip);
 }
 
 /* One node: "1.2.3.4", "1.2.3.4:80", "::1", "[::1]", "[::1]:80". */
@@ -324,36 +376,21 @@ static const char *xfp_scheme(const struct drover_header *h)
     return scheme_of(trim(last, (size_t)(end - last)));
 }
 
-static bool is_star(struct span s, void *arg)
-{
-    (void)arg;
-    return s.len == 1 && s.p[0] == '*';
-}
-
-/* "*": any peer may be a proxy. */
-static bool trusts_any(const struct drv_strlist *allow)
-{
-    for (size_t i = 0; i < allow->n; i++)
-        if (any_piece(allow->v[i], is_star, NULL))
-            return true;
-    return false;
-}
-
 /*
  * Walk from the right past trusted proxies: the client's hop. With "*"
  * the peer is trusted as one proxy and the right-most hop, the one it
  * added, is the client: walking on would reach entries the client wrote
  * itself. Further hops are skipped only for addresses listed explicitly.
  */
-static const struct hop *client_hop(const struct drv_strlist *allow,
+static const struct hop *client_hop(const struct drv_proxy_trust *t,
                                     const struct hops *h)
 {
     if (h->n == 0)
         return NULL;
-    if (trusts_any(allow))
+    if (t && t->any)
         return &h->v[h->n - 1];
     for (size_t i = h->n; i-- > 0;)
-        if (!h->v[i].valid || !ip_trusted(allow, &h->v[i].ip))
+        if (!h->v[i].valid || !ip_trusted(t, &h->v[i].ip))
             return &h->v[i];
     return &h->v[0];
 }
@@ -363,7 +400,8 @@ static bool name_is(const struct drover_header *h, const char *lower)
     return span_is((struct span){h->name.ptr, h->name.len}, lower);
 }
 
-bool drv_proxy_resolve(const struct drv_strlist *allow, const char *peer,
+bool drv_proxy_resolve(const struct drv_proxy_trust *t,
+                       const struct sockaddr *peer,
                        const struct drover_header *headers, size_t n,
                        struct drv_forwarded *out)
 {
@@ -380,7 +418,7 @@ bool drv_proxy_resolve(const struct drv_strlist *allow, const char *peer,
     }
     if (!xff && !xfp && !fwd)
         return false;
-    if (!drv_proxy_trusted(allow, peer))
+    if (!drv_proxy_trusted(t, peer))
         return false;
 
     /* X-Forwarded-* win when present; Forwarded only stands alone. */
@@ -393,7 +431,7 @@ bool drv_proxy_resolve(const struct drv_strlist *allow, const char *peer,
         else if (!use_xff && name_is(&headers[i], "forwarded"))
             forwarded_hops(&headers[i], &hops);
     }
-    const struct hop *client = client_hop(allow, &hops);
+    const struct hop *client = client_hop(t, &hops);
     if (client && client->valid) {
         struct ip ip = client->ip;
         inet_ntop(ip.family, ip.b, out->addr, sizeof(out->addr));

@@ -46,6 +46,7 @@
 
 #include <drover/app.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -66,21 +67,41 @@ struct drv_forwarded {
  */
 int drv_proxy_check_allow(const char *item, char *err, size_t len);
 
-/*
- * Is the peer `peer` (numeric address text; "" for a unix socket peer)
- * trusted by `allow`? Items are those drv_proxy_check_allow accepted.
- */
-bool drv_proxy_trusted(const struct drv_strlist *allow, const char *peer);
+/* forwarded_allow_ips compiled once: its networks in binary (an address
+ * is a network of full length), and whether "*" was among them. */
+struct drv_proxy_trust;
 
 /*
- * Read the proxy headers of one request from peer `peer` into *out.
+ * Compile the items of forwarded_allow_ips (each one as
+ * drv_proxy_check_allow accepts). Returns the compiled list, to free with
+ * drv_proxy_trust_free, or NULL with the first bad piece named in err
+ * (as drv_proxy_check_allow words it).
+ */
+struct drv_proxy_trust *drv_proxy_trust_create(const struct drv_strlist *allow,
+                                               char *err, size_t len);
+void drv_proxy_trust_free(struct drv_proxy_trust *t);
+
+/*
+ * Is `peer` (an accepted socket's peer address) trusted by `t`? A peer
+ * that is neither IPv4 nor IPv6 (a unix socket) always is; an
+ * IPv4-mapped IPv6 peer is compared as IPv4. A NULL `t` trusts no TCP
+ * peer.
+ */
+bool drv_proxy_trusted(const struct drv_proxy_trust *t,
+                       const struct sockaddr *peer);
+
+/*
+ * Read the proxy headers of one request from `peer` into *out.
  * Returns true when `out` holds something (the peer is trusted and a
  * header gave an address or a scheme), false when the request carries
  * no proxy header or the peer is not trusted; *out is cleared either
  * way. Cheap when no proxy header is present: the trust list is only
- * consulted when there is something to trust.
+ * consulted when there is something to trust. On true, out->addr is ""
+ * or an IP address in inet_ntop's form, out->port is 0..65535 and
+ * out->scheme is NULL, "http" or "https".
  */
-bool drv_proxy_resolve(const struct drv_strlist *allow, const char *peer,
+bool drv_proxy_resolve(const struct drv_proxy_trust *t,
+                       const struct sockaddr *peer,
                        const struct drover_header *headers, size_t n,
                        struct drv_forwarded *out);
 

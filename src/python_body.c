@@ -169,13 +169,29 @@ static int write_sequence(struct pyreq *ctx, PyObject *seq)
     return 0;
 }
 
+/* What stream_file and stream_iterable return besides 1 (handed over)
+ * and 0 (not theirs, or an empty body: the caller closes the iterable):
+ * FAILED, raised, the caller closes it; CLOSED, raised, and the response
+ * has closed it already, by refusing its source (which owns the
+ * iterable's close(): PEP 3333 wants it called exactly once). */
+enum { FAILED = -1, CLOSED = -2 };
+
+/* The response refused a source made of the iterable (the response is
+ * not one that can take a body now: a bug, not the app's doing). */
+static int refused(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "drover's response refused the body");
+    return CLOSED;
+}
+
 /* Pull until the first non-empty chunk (a generator may call
  * start_response there), then hand the rest to drover as a body source. */
 static int stream_iterable(struct pyreq *ctx, PyObject *result)
 {
     PyObject *iter = PyObject_GetIter(result);
     if (!iter)
-        return -1;
+        return FAILED;
     PyObject *first = NULL;
     for (;;) {
         first = PyIter_Next(iter);
@@ -208,11 +224,11 @@ static int stream_iterable(struct pyreq *ctx, PyObject *result)
     Py_INCREF(result);
     Py_INCREF(ctx);
     struct drover_body_source src = {body_next, body_close, b};
-    return drv_response_stream(ctx->res, &src) == 0 ? 1 : -1;
+    return drv_response_stream(ctx->res, &src) == 0 ? 1 : refused();
 fail:
     Py_XDECREF(first);
     Py_DECREF(iter);
-    return -1;
+    return FAILED;
 }
 
 /* The descriptor, offset and size of a regular file behind a file-like,
@@ -247,7 +263,7 @@ static bool regular_file(PyObject *filelike, int *fd, off_t *pos,
 /* wsgi.file_wrapper over a regular file: drover sends it with sendfile(2)
  * and calls close() when done. Returns 1 when handed over, 0 when this is
  * for stream_iterable (another iterable, a file-like without a file, a
- * head already committed by write()), -1 on error (raised). */
+ * head already committed by write()), FAILED or CLOSED (raised). */
 static int stream_file(struct pyreq *ctx, PyObject *result)
 {
     if (!Py_IS_TYPE(result, (PyTypeObject *)py_file_wrapper_type) ||
@@ -255,7 +271,7 @@ static int stream_file(struct pyreq *ctx, PyObject *result)
         return 0;
     PyObject *filelike = PyObject_GetAttrString(result, "filelike");
     if (!filelike)
-        return -1;
+        return FAILED;
     int fd;
     off_t pos;
     uint64_t left;
@@ -269,8 +285,9 @@ static int stream_file(struct pyreq *ctx, PyObject *result)
     Py_INCREF(result);
     Py_INCREF(ctx);
     struct drover_body_source src = {NULL, body_close, b};
-    return drv_response_stream_file(ctx->res, &src, fd, pos, left) == 0 ? 1
-                                                                        : -1;
+    return drv_response_stream_file(ctx->res, &src, fd, pos, left) == 0
+               ? 1
+               : refused();
 }
 
 static int python_call_locked(struct drv_app *app, struct drv_request *req,
@@ -313,7 +330,9 @@ static int python_call_locked(struct drv_app *app, struct drv_request *req,
         streaming = stream_file(ctx, result);
         if (streaming == 0)
             streaming = stream_iterable(ctx, result);
-        if (streaming < 0)
+        if (streaming == CLOSED)
+            goto out_error; /* close() has run: not again */
+        if (streaming == FAILED)
             goto out_close;
         if (streaming == 0)
             close_iterable(result);

@@ -164,8 +164,14 @@ static PyObject *write_body(PyObject *self, PyObject *data)
         PyErr_SetString(PyExc_RuntimeError, "write() before start_response");
         return NULL;
     }
-    drv_response_write(ctx->res, PyBytes_AS_STRING(data),
-                       (size_t)PyBytes_GET_SIZE(data));
+    if (drv_response_write(ctx->res, PyBytes_AS_STRING(data),
+                           (size_t)PyBytes_GET_SIZE(data)) != 0) {
+        /* Only another thread can get here: the app has returned its
+         * body, and drover has not started sending it. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "write() after the app returned its body");
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -190,7 +190,9 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
 {
     if (r->state >= DRV_RESPONSE_COMMITTED)
         return -EALREADY;
-    if (status < 100 || status > 999)
+    /* A 1xx is interim: sent as the response, the client would wait on
+     * for the final one and take the next request's answer for it. */
+    if (status < 200 || status > 999)
         return -EINVAL;
     if (!reason) {
         reason = drv_status_reason(status);
@@ -206,12 +208,10 @@ int drv_response_start(struct drv_response *r, int status, const char *reason,
     memcpy(r->reason, reason, reason_len);
     r->reason[reason_len] = '\0';
     r->status = status;
-    drv_buf_reset(&r->headers);
-    /* A restart (WSGI exc_info) drops what the failed response had
-     * written: none of it may end up in the error page. */
-    drv_buf_reset(&r->pending);
-    r->content_length = -1;
-    r->app_date = r->app_server = r->app_request_id = false;
+    /* A restart (WSGI exc_info) drops what the failed response had said,
+     * its body source too: none of it may end up in the error page. (A
+     * kept file body would even go out raw inside a chunked one.) */
+    withdraw(r);
     r->state = DRV_RESPONSE_STARTED;
     return 0;
 }
@@ -402,7 +402,12 @@ static void flush_pending(struct drv_response *r)
 
 int drv_response_write(struct drv_response *r, const void *data, size_t len)
 {
-    if (r->state == DRV_RESPONSE_NEW || r->state == DRV_RESPONSE_DONE)
+    /* Once a source is handed over, held bytes would go out ahead of
+     * its bytes, and a file body's length is fixed already. (Committed,
+     * a write goes out in order: WSGI's write() called while drover pulls
+     * the iterable.) */
+    if (r->state == DRV_RESPONSE_NEW || r->state == DRV_RESPONSE_DONE ||
+        r->has_file || (r->state == DRV_RESPONSE_STARTED && r->has_source))
         return -EINVAL;
     if (r->state == DRV_RESPONSE_STARTED) {
         drv_buf_append(&r->pending, data, len);

@@ -24,7 +24,7 @@
  * The head is committed when the app finishes (drv_response_finish), when
  * pending body bytes pass DRV_RESPONSE_HOLD, or when a streamed body is
  * first pulled. Framing is then chosen once:
- *   - no body allowed (HEAD, 1xx, 204, 304): no body bytes are sent;
+ *   - no body allowed (HEAD, 204, 304): no body bytes are sent;
  *   - the app gave Content-Length: exactly that many bytes are sent, a
  *     surplus is dropped and logged, a shortfall closes the connection;
  *   - finished with everything pending: Content-Length = pending bytes;
@@ -132,17 +132,21 @@ void drv_response_abort(struct drv_response *r);
  * keep_alive allows. Returns 0, or -EALREADY once committed. */
 int drv_response_error(struct drv_response *r, int status, bool head_only);
 
-/* Set the status (100..999) and reason (NULL: the standard phrase). Valid
- * before commit; a second call replaces status and headers. Returns 0 or
- * -EINVAL (bad status or reason with control characters), -EALREADY
- * after commit. */
+/* Set the status (200..999: a final one; drover sends no 1xx of an app's)
+ * and reason (NULL: the standard phrase). Valid before commit; a second
+ * call replaces the first response whole: status, headers, held body and
+ * body source (closed). Returns 0 or -EINVAL (bad status or reason with
+ * control characters; nothing changes), -EALREADY after commit. */
 int drv_response_start(struct drv_response *r, int status, const char *reason,
                        size_t reason_len);
 /* Add a header. Returns 0, or -EINVAL when the name is not a token or the
  * value contains CR, LF or NUL (nothing is added then). */
 int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
                         const char *value, size_t vlen);
-/* Append body bytes. Returns 0, or -EINVAL before start. */
+/* Append body bytes. Returns 0, or -EINVAL (nothing is added) before
+ * start, after the end, with a file body, or with a body source before
+ * commit. Committed, the bytes go out at once, so a source's next() may
+ * write (they go out before the chunk it returns). */
 int drv_response_write(struct drv_response *r, const void *data, size_t len);
 /* The rest of the body is `total` bytes, written next: commit now with
  * Content-Length = held bytes + total (unless the app gave one), so the

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pool.h"
 #include "reqid.h"
+#include "proxy.h"
 #include "response.h"
 #include "scoreboard.h"
 
@@ -384,11 +385,24 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
     http_limits(&w->conns.limits, s);
     /* After fork(): each worker's request ids from its own seed. */
     drv_reqid_seed();
+    /* Once per worker, not per proxied request. The settings were
+     * checked with the same compiler at start, so this fails only on a
+     * bug. */
+    char err[256];
+    w->trust = drv_proxy_trust_create(&s->forwarded_allow_ips, err,
+                                      sizeof(err));
+    if (!w->trust) {
+        drv_error("forwarded_allow_ips: %s", err);
+        return -1;
+    }
+    w->conns.trust = w->trust;
     /* Not the default loop: its SIGCHLD watcher would reap the children
      * an app starts itself (subprocess.run) behind the app's back. */
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!w->loop) {
         drv_error("cannot create the event loop (libev)");
+        drv_proxy_trust_free(w->trust);
+        w->trust = NULL;
         return -1;
     }
     w->conns.loop = w->loop;
@@ -473,5 +487,8 @@ int drv_worker_run(struct drv_worker *w)
     }
     ev_loop_destroy(w->loop);
     w->loop = NULL;
+    drv_proxy_trust_free(w->trust);
+    w->trust = NULL;
+    w->conns.trust = NULL;
     return 0;
 }

@@ -40,6 +40,7 @@
 
 struct drv_app;
 struct drv_accesslog;
+struct drv_proxy_trust;
 struct drv_slot;
 
 struct drv_accept_watch {
@@ -57,6 +58,7 @@ struct drv_worker {
     struct drv_accept_watch *accepts;
     struct drv_accesslog *accesslog; /* NULL: no access log */
     struct drv_conns conns;          /* the connections this loop serves */
+    struct drv_proxy_trust *trust;   /* forwarded_allow_ips, compiled */
 
     ev_prepare reaper;
     ev_timer accept_pause; /* out of descriptors: retry accepting later */
@@ -74,9 +76,10 @@ struct drv_worker {
 };
 
 /* Prepare a worker for the given settings, listeners and app (all must
- * outlive it) and create its event loop (w->loop), so the caller may add
- * watchers of its own before drv_worker_run. Starts nothing. Returns 0, or
- * -1 when the loop cannot be created (logged). */
+ * outlive it): compile forwarded_allow_ips and create its event loop
+ * (w->loop), so the caller may add watchers of its own before
+ * drv_worker_run. Starts nothing. Returns 0, or -1 (logged) when either
+ * fails. */
 int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                     struct drv_listener *listeners, size_t nlisteners,
                     struct drv_app *app, struct drv_accesslog *accesslog);
@@ -87,7 +90,7 @@ int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
                              size_t errlen);
 
 /* Serve until stopped. Returns the process exit status. Destroys the
- * loop before returning. */
+ * loop and frees the compiled trust list before returning. */
 int drv_worker_run(struct drv_worker *w);
 
 /* Begin a graceful stop (also what SIGTERM does): stop accepting, close

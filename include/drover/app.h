@@ -113,7 +113,8 @@ struct drover_body_source {
  * header, out of memory); the app then returns -1 from `handle`.
  */
 struct drover_response {
-    /* Start the response. `status` is 100..999 with an optional reason
+    /* Start the response. `status` is 200..999 (a final status: 1xx
+     * responses are interim, and drover's to send) with an optional reason
      * (NULL: drover's standard phrase). Headers are copied. Connection,
      * Keep-Alive, Transfer-Encoding and Date are drover's to set; a
      * Content-Length the app gives is trusted and enforced. */
@@ -122,8 +123,9 @@ struct drover_response {
     /* Append body bytes (copied). May be called many times after start. */
     int (*write)(struct drover_response *res, const void *data, size_t len);
     /* Hand drover a streamed body; after it, `handle` must return without
-     * further writes. drover owns `source` from here on (its close is
-     * called even if this call fails). */
+     * further writes (write fails then; the source's next may write).
+     * drover owns `source` from here on (its close is called even if this
+     * call fails). */
     int (*stream)(struct drover_response *res,
                   const struct drover_body_source *source);
     /* Read up to `len` body bytes into buf, in order, whether the body is

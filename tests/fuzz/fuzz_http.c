@@ -4,7 +4,7 @@
  * exercised), with pipelined requests consumed the way a connection does.
  * Tight limits make every refusal path reachable.
  *
- *   make fuzz          (builds with clang, runs for FUZZ_SECONDS)
+ *   make fuzz          (builds with clang, runs every target briefly)
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -7,11 +7,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
-from conftest import BUILD, ECHO, HELLO, Server  # noqa: F401 (re-exported)
+from conftest import BUILD, ECHO, HELLO, ROOT, Server  # noqa: F401 (re-exported)
 
 TESTAPP_SO = BUILD / "tests" / "apps" / "testapp.so"
 TESTAPP = f"{TESTAPP_SO}:test_app"
@@ -383,3 +385,107 @@ def json_lines(path, n):
     line that still parses proves drover escaped them."""
     lines = wait_lines(lambda: path.read_bytes().decode("utf-8"), n)
     return [json.loads(line) for line in lines]
+
+
+# --- nginx in front of drover (conf/nginx.conf, see test_deploy_nginx.py) ---
+
+def substitute(text, old, new):
+    """Replace `old` (a regex) exactly once: a shipped config that changes
+    shape must fail here, not silently test something else."""
+    text, n = re.subn(old, new if callable(new) else lambda _: new, text,
+                      flags=re.M)
+    assert n == 1, f"conf/nginx.conf no longer has {old!r}"
+    return text
+
+
+def nginx_conf(tmp, port, upstreams):
+    """conf/nginx.conf with only its paths, listen address and upstream
+    servers changed (`upstreams`: "127.0.0.1:PORT[ options]", at most as
+    many as it has; those left over are dropped)."""
+    text = (ROOT / "conf" / "nginx.conf").read_text()
+    text = substitute(text, r"^worker_processes auto;", "worker_processes 2;")
+    text = substitute(text, r"^error_log \S+", f"error_log {tmp}/error.log")
+    text = substitute(text, r"^pid \S+;", f"pid {tmp}/nginx.pid;")
+    # Which upstream(s) served each request, and their statuses; scratch
+    # directories in tmp too.
+    extra = ["log_format upstreams '$request_id $remote_addr \"$request\" "
+             "$status [$upstream_addr] [$upstream_status]';",
+             f"access_log {tmp}/access.log upstreams;"]
+    extra += [f"{kind}_temp_path {tmp}/{kind};" for kind in
+              ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
+    text = substitute(text, r"^(\s*)access_log \S+ combined;",
+                      lambda m: "\n".join(m[1] + line for line in extra))
+    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+ .*\n", text, re.M)
+    assert 0 < len(upstreams) <= len(servers), servers
+    for i, old in enumerate(servers):
+        new = (re.sub(r"127\.0\.0\.1:\d+", upstreams[i], old)
+               if i < len(upstreams) else "")
+        text = text.replace(old, new, 1)
+    text = substitute(text, r"listen 80 default_server;",
+                      f"listen 127.0.0.1:{port} default_server;")
+    return text
+
+
+class Nginx:
+    """nginx -c nginx_conf(...) in the foreground, in its own session."""
+
+    def __init__(self, tmp, upstreams):
+        self.tmp = tmp
+        self.port = free_port()
+        self.conf = tmp / "nginx.conf"
+        self.conf.write_text(nginx_conf(tmp, self.port, upstreams))
+        self._err = open(tmp / "nginx.stderr", "wb")
+        # Its own session, so that cleanup can reach its workers too.
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", str(tmp), "-c", str(self.conf), "-e",
+             str(tmp / "error.log"), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
+            start_new_session=True)
+
+    @property
+    def error_log(self):
+        path = self.tmp / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
+    def access_log(self):
+        path = self.tmp / "access.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nginx exited with {self.proc.returncode}"
+                                     f":\n{self.error_log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError(f"nginx did not start:\n{self.error_log}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()  # fast shutdown of master and workers
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self._err.close()
+
+
+def upstreams_of(access_log, tag):
+    """[(upstream addresses, statuses)] of the requests naming `tag`."""
+    found = []
+    for line in access_log.splitlines():
+        if tag in line:
+            addrs, statuses = re.search(r"\[(.*)\] \[(.*)\]$", line).groups()
+            found.append((addrs.split(", "), statuses.split(", ")))
+    return found

@@ -109,9 +109,17 @@ def test_a_bad_forwarded_allow_ips_stops_the_start(tmp_path):
     assert r.returncode == 2
     assert "--forwarded-allow-ips" in r.stderr
     assert "'proxy.local' is not an IP address" in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # one line
     r = run_drover(ECHO, env={"FORWARDED_ALLOW_IPS": "10.0.0.0/40"})
     assert r.returncode == 2
     assert "FORWARDED_ALLOW_IPS" in r.stderr
+    # A YAML list item is named by its position.
+    conf = tmp_path / "drover.yml"
+    conf.write_text("forwarded_allow_ips:\n  - 127.0.0.1\n  - ::1/200\n")
+    r = run_drover(ECHO, "--config", conf)
+    assert r.returncode == 2
+    assert r.stderr == (f"drover: {conf}:3:5: '::1/200' is not an IP "
+                        "address, a network (ADDRESS/BITS) or *\n")
 
 
 def test_the_access_log_shows_the_client_a_trusted_proxy_names(drover, tmp_path):

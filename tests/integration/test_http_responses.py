@@ -187,6 +187,22 @@ def test_an_app_status_is_sent_with_its_reason_and_body(drover, status, reason):
     assert r.header("Content-Length") == str(len(r.body))
 
 
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+def test_an_interim_status_from_the_app_gets_500_and_no_answer_is_shifted(
+        drover, status):
+    """Bug (found by fuzz_response): an app's 1xx went out as its final
+    response; the client read it as interim and took the next request's
+    answer for this one's."""
+    srv = drover(TESTAPP)
+    with RawConn(srv.port) as c:
+        c.send(request("GET", f"/status/{status}") +
+               request("GET", "/status/200"))
+        r = c.read_response()
+        assert r.status == 500, r
+        nxt = c.read_response()
+        assert nxt.status == 200 and nxt.body == b"status 200\n"
+
+
 @pytest.mark.parametrize("status", [204, 304])
 def test_a_bodyless_status_has_no_content_length_and_keeps_the_connection(
         drover, status):

@@ -7,7 +7,7 @@ serving, on the same connection when the response was complete."""
 import pytest
 import requests
 
-from helpers import APPS, RawConn, request
+from helpers import APPS, RawConn, request, wait_for
 
 
 @pytest.fixture
@@ -87,6 +87,54 @@ def test_an_exception_mid_stream_cuts_the_response_and_closes_once(srv):
     assert closes(srv) == 1
     one(srv, "/closes_after_stream")
     assert closes(srv) == 1
+
+
+@pytest.mark.parametrize("name,status,complete", [
+    ("raises_first", 500, True),           # fails before the head
+    ("str_first_in_body", 500, True),      # a str before the head
+    ("empty_body", 200, True),             # nothing to stream
+    ("closes_after_stream", 200, True),    # streamed to its end
+    ("raises_mid_stream", 200, False),     # fails after the head
+])
+def test_the_iterables_close_runs_exactly_once_whatever_its_stream_became(
+        srv, name, status, complete):
+    """PEP 3333: close() once, on every path a returned iterable can take
+    (the response refusing the body closed it twice before)."""
+    r = one(srv, "/" + name)
+    assert (r.status, r.complete) == (status, complete), r
+    assert closes(srv) == 1
+    # HEAD: nothing is pulled, the iterable is closed all the same.
+    r = one(srv, "/" + name, method="HEAD")
+    assert r.status == status
+    assert closes(srv) == 1
+
+
+def test_a_stream_past_its_content_length_is_cut_and_closed_once(srv):
+    with RawConn(srv.port) as c:
+        c.send(request("GET", "/longer_than_its_length"))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"abcde")
+        assert c.closed_by_server()  # the surplus failed the response
+    assert closes(srv) == 1
+
+
+def test_a_client_gone_mid_stream_has_the_iterable_closed_once(srv):
+    with RawConn(srv.port, rcvbuf=16384) as c:
+        c.send(request("GET", "/endless"))
+        assert c.read_head()[1] == 200
+        c._take(100000)
+    # Closed with unread data: a reset, so drover's next write fails.
+    def so_far():
+        r = requests.get(srv.url + "/closes_so_far", timeout=5)
+        return int(r.text)
+    wait_for(so_far, what="the iterable's close()")
+    assert closes(srv) == 1
+
+
+def test_write_called_from_inside_the_iterable_goes_out_in_order(srv):
+    r = one(srv, "/writes_while_iterated")
+    assert r.status == 200 and r.complete
+    assert r.body == b"w1 y1 w2 y2"
 
 
 @pytest.mark.parametrize("name", ["sets_te_list", "sets_te_stream",

@@ -91,6 +91,19 @@ def test_header_injection_is_refused_with_500(drover):
     assert b"pwned" not in resp
 
 
+def test_an_interim_status_is_refused_and_the_next_answer_not_shifted(drover):
+    """Bug: "100 Continue" from start_response went out as the final
+    response, so the client took the next request's answer for it."""
+    srv = start(drover, "wsgi_basic:router")
+    resp = raw_request(srv.port, b"GET /interim_status HTTP/1.1\r\nHost: x"
+                       b"\r\n\r\nGET /close_count HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+    assert status_of(resp) == 500, resp
+    assert b"100 Continue" not in resp
+    assert resp.count(b"HTTP/1.1 ") == 2
+    srv.wait_log(r"ValueError: invalid status '100 Continue'")
+
+
 def test_streamed_iterable_is_sent_and_closed_exactly_once(drover):
     srv = start(drover, "wsgi_basic:router")
     for _ in range(3):

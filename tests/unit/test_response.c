@@ -820,6 +820,74 @@ static void test_a_second_start_before_commit_replaces_status_and_headers(
     end(&f);
 }
 
+static void test_a_restart_drops_the_first_responses_body_source(void **state)
+{
+    (void)state;
+    /* Bug (found by fuzz_response): a restart kept the first response's
+     * body source but not its length, so a file body went out raw, by
+     * sendfile, inside a chunked response; any source's bytes ended up in
+     * the error page. */
+    struct fixture f;
+    struct fake_source file = {0}, stream_src = {.chunks = {"old"}};
+    struct drv_response *r = start(&f, GET11, 200);
+    struct drover_body_source src = source_of(&file);
+    assert_int_equal(drv_response_stream_file(r, &src, 99, 0, 100), 0);
+    assert_int_equal(drv_response_start(r, 500, NULL, 0), 0);
+    assert_int_equal(file.closes, 1);
+    assert_false(r->has_source || r->has_file);
+    write_str(r, "error");
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_int_equal(r->state, DRV_RESPONSE_DONE);
+    struct parsed *p = output(&f);
+    assert_int_equal(p->status, 500);
+    assert_string_equal(header(p, "Content-Length"), "5");
+    assert_null(header(p, "Transfer-Encoding"));
+    assert_body(p, "error");
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    stream(r, &stream_src);
+    assert_int_equal(drv_response_start(r, 503, NULL, 0), 0);
+    assert_int_equal(stream_src.closes, 1);
+    assert_int_equal(drv_response_finish(r), 0);
+    p = output(&f);
+    assert_int_equal(p->status, 503);
+    assert_string_equal(header(p, "Content-Length"), "0");
+    assert_int_equal(stream_src.nexts, 0);
+    end(&f);
+    assert_int_equal(file.closes, 1);
+    assert_int_equal(stream_src.closes, 1);
+}
+
+static void test_a_write_after_a_body_source_is_refused(void **state)
+{
+    (void)state;
+    /* Bug (found by fuzz_response): a write after a file body went before
+     * the file, past the length fixed with it, and the file's last bytes
+     * were cut without failing the response. */
+    struct fixture f;
+    struct fake_source file = {0}, s = {.chunks = {"src"}};
+    struct drv_response *r = start(&f, GET11, 200);
+    write_str(r, "pre");
+    struct drover_body_source src = source_of(&file);
+    assert_int_equal(drv_response_stream_file(r, &src, 99, 0, 10), 0);
+    assert_int_equal(drv_response_write(r, "x", 1), -EINVAL);
+    assert_int_equal(drv_response_finish(r), 0);
+    struct parsed *p = output(&f);
+    assert_string_equal(header(p, "Content-Length"), "13");
+    assert_body(p, "pre");
+    assert_int_equal(r->file.left, 10);
+    end(&f);
+
+    r = start(&f, GET11, 200);
+    stream(r, &s);
+    assert_int_equal(drv_response_write(r, "x", 1), -EINVAL);
+    assert_int_equal(drv_response_finish(r), 0);
+    assert_int_equal(drain(r), 0);
+    assert_body(output(&f), "src");
+    end(&f);
+}
+
 static void test_start_after_commit_returns_ealready(void **state)
 {
     (void)state;
@@ -843,6 +911,12 @@ static void test_start_refuses_bad_statuses_and_reasons(void **state)
     struct drv_response *r = &f.res;
     assert_int_equal(drv_response_start(r, 99, NULL, 0), -EINVAL);
     assert_int_equal(drv_response_start(r, 1000, NULL, 0), -EINVAL);
+    /* Bug (found by fuzz_response): an app's 1xx went out as its final
+     * response; the client, reading it as interim, took the next
+     * request's response for this one's. */
+    assert_int_equal(drv_response_start(r, 100, NULL, 0), -EINVAL);
+    assert_int_equal(drv_response_start(r, 101, NULL, 0), -EINVAL);
+    assert_int_equal(drv_response_start(r, 199, "Hm", 2), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\r\nB", 4), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\nB", 3), -EINVAL);
     assert_int_equal(drv_response_start(r, 200, "A\0B", 3), -EINVAL);
@@ -1426,6 +1500,8 @@ int main(void)
         cmocka_unit_test(
             test_a_second_start_before_commit_replaces_status_and_headers),
         cmocka_unit_test(test_start_after_commit_returns_ealready),
+        cmocka_unit_test(test_a_restart_drops_the_first_responses_body_source),
+        cmocka_unit_test(test_a_write_after_a_body_source_is_refused),
         cmocka_unit_test(test_start_refuses_bad_statuses_and_reasons),
         cmocka_unit_test(test_a_long_reason_is_cut_to_fit),
         cmocka_unit_test(test_an_unknown_status_gets_reason_unknown),

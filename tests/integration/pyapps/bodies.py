@@ -1,6 +1,7 @@
 """Response body shapes, right and wrong, for test_python_bodies.py.
 GET /<name> calls the function <name>; /closes answers how many times a
-body's close() was called since the last /closes."""
+body's close() was called since the last /closes (/closes_so_far too,
+without starting the count again)."""
 
 closes = 0
 
@@ -81,6 +82,44 @@ def closes_after_stream(environ, start_response):
     return Body([b"a" * 1000, b"b" * 1000])
 
 
+def writes_while_iterated(environ, start_response):
+    """write() from inside the returned iterable, as old apps do."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        write(b"w1 ")
+        yield b"y1 "
+        write(b"w2 ")
+        yield b"y2"
+    return body()
+
+
+def raises_first(environ, start_response):
+    _start(start_response)
+    return Body([b"never"], fail_at=0)
+
+
+def str_first_in_body(environ, start_response):
+    _start(start_response)
+    return Body(["a str"])
+
+
+def empty_body(environ, start_response):
+    _start(start_response)
+    return Body([b"", b""])
+
+
+def longer_than_its_length(environ, start_response):
+    _start(start_response, ("Content-Length", "5"))
+    return Body([b"abc", b"defgh", b"never pulled"])
+
+
+def endless(environ, start_response):
+    """More than any test reads: 640 MiB in 64 KiB chunks."""
+    _start(start_response)
+    return Body([b"x" * 65536] * 10240)
+
+
 def sets_te_list(environ, start_response):
     _start(start_response, ("Transfer-Encoding", "chunked"))
     return [b"framed by drover"]
@@ -108,4 +147,7 @@ def app(environ, start_response):
         n, closes = closes, 0
         _start(start_response)
         return [str(n).encode()]
+    if name == "closes_so_far":
+        _start(start_response)
+        return [str(closes).encode()]
     return globals()[name](environ, start_response)

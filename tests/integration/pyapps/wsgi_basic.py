@@ -82,6 +82,11 @@ def generator_starts_late(environ, start_response):
     yield b"start"
 
 
+def interim_status(environ, start_response):
+    start_response("100 Continue", [])
+    return [b""]
+
+
 def sets_transfer_encoding(environ, start_response):
     start_response("200 OK", [("Transfer-Encoding", "chunked"),
                               ("Connection", "keep-alive")])
