@@ -82,6 +82,27 @@ void drv_buf_puts(struct drv_buf *b, const char *s)
     drv_buf_append(b, s, strlen(s));
 }
 
+static void put_base(struct drv_buf *b, uint64_t v, unsigned base)
+{
+    static const char digits[] = "0123456789abcdef";
+    char text[20], *p = text + sizeof(text);
+    do {
+        *--p = digits[v % base];
+        v /= base;
+    } while (v);
+    drv_buf_append(b, p, (size_t)(text + sizeof(text) - p));
+}
+
+void drv_buf_put_dec(struct drv_buf *b, uint64_t v)
+{
+    put_base(b, v, 10);
+}
+
+void drv_buf_put_hex(struct drv_buf *b, uint64_t v)
+{
+    put_base(b, v, 16);
+}
+
 void drv_buf_printf(struct drv_buf *b, const char *fmt, ...)
 {
     va_list ap;

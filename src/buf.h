@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The struct that holds `ptr` as its `member` (an embedded watcher's
@@ -49,6 +50,10 @@ void drv_buf_reserve(struct drv_buf *b, size_t n);
 void drv_buf_append(struct drv_buf *b, const void *p, size_t n);
 /* Append a NUL-terminated string. May move memory. */
 void drv_buf_puts(struct drv_buf *b, const char *s);
+/* Append `v` in decimal, or in lower-case hexadecimal: the numbers of a
+ * response head and of chunk sizes, without printf's cost per request. */
+void drv_buf_put_dec(struct drv_buf *b, uint64_t v);
+void drv_buf_put_hex(struct drv_buf *b, uint64_t v);
 /* Append printf-formatted text. May move memory. */
 void drv_buf_printf(struct drv_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -344,8 +344,11 @@ static void commit(struct drv_response *r, bool complete)
 
     struct drv_buf *o = r->out;
     size_t before = drv_buf_size(o);
-    drv_buf_printf(o, "HTTP/1.%d %d %s\r\n", http11 ? 1 : 0, r->status,
-                   r->reason);
+    drv_buf_puts(o, http11 ? "HTTP/1.1 " : "HTTP/1.0 ");
+    drv_buf_put_dec(o, (uint64_t)r->status);
+    drv_buf_append(o, " ", 1);
+    drv_buf_puts(o, r->reason);
+    drv_buf_append(o, "\r\n", 2);
     if (!r->app_server)
         drv_buf_puts(o, "Server: drover\r\n");
     if (!r->app_date) {
@@ -355,8 +358,11 @@ static void commit(struct drv_response *r, bool complete)
     }
     drv_buf_append(o, drv_buf_data(&r->headers), drv_buf_size(&r->headers));
     put_request_id(o, req->view.request_id, r->app_request_id);
-    if (length >= 0 && status_has_body(r->status))
-        drv_buf_printf(o, "Content-Length: %lld\r\n", (long long)length);
+    if (length >= 0 && status_has_body(r->status)) {
+        drv_buf_puts(o, "Content-Length: ");
+        drv_buf_put_dec(o, (uint64_t)length);
+        drv_buf_append(o, "\r\n", 2);
+    }
     if (r->chunked)
         drv_buf_puts(o, "Transfer-Encoding: chunked\r\n");
     if (!r->keep_alive)
@@ -385,7 +391,8 @@ static void emit(struct drv_response *r, const void *data, size_t len)
         }
         drv_buf_append(r->out, data, len);
     } else if (r->chunked) {
-        drv_buf_printf(r->out, "%zx\r\n", len);
+        drv_buf_put_hex(r->out, len);
+        drv_buf_append(r->out, "\r\n", 2);
         drv_buf_append(r->out, data, len);
         drv_buf_append(r->out, "\r\n", 2);
     } else {

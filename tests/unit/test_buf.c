@@ -283,9 +283,29 @@ static void test_xstrndup_copies_n_bytes_and_terminates(void **state)
     free(s);
 }
 
+static void test_numbers_are_written_in_decimal_and_hex(void **state)
+{
+    (void)state;
+    struct drv_buf b = {0};
+    drv_buf_put_dec(&b, 0);
+    drv_buf_puts(&b, " ");
+    drv_buf_put_dec(&b, 200);
+    drv_buf_puts(&b, " ");
+    drv_buf_put_dec(&b, UINT64_MAX);
+    drv_buf_puts(&b, " ");
+    drv_buf_put_hex(&b, 0);
+    drv_buf_puts(&b, " ");
+    drv_buf_put_hex(&b, 0x1f40);
+    drv_buf_puts(&b, " ");
+    drv_buf_put_hex(&b, UINT64_MAX);
+    assert_holds(&b, "0 200 18446744073709551615 0 1f40 ffffffffffffffff");
+    drv_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers_are_written_in_decimal_and_hex),
         cmocka_unit_test(test_an_empty_buffer_holds_nothing_and_owns_no_memory),
         cmocka_unit_test(test_appends_accumulate_in_order),
         cmocka_unit_test(test_growth_starts_at_1k_and_doubles),
