@@ -883,15 +883,27 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     close_conn(c);
 }
 
+/*
+ * Closing an idle keep-alive connection races with its client, which may
+ * be sending the next request at that moment; the client then sees the
+ * connection close with no answer (RFC 9112 9.3.1 leaves it to retry,
+ * and nginx does not retry a POST). Under load that client is exactly
+ * the busy one whose next request is microseconds away, so a short last
+ * call answers it instead (with Connection: close, as `closing` is set),
+ * and only connections quiet for that long are closed. A stop takes at
+ * most LAST_CALL_SECONDS longer.
+ */
+#define LAST_CALL_SECONDS 0.2
+
 void drv_conns_close_idle(struct drv_conns *set)
 {
-    /* close_conn() relinks only the closed connection, and frees nothing
-     * until the reaper runs, so `next` stays valid. */
-    for (struct drv_conn *c = set->open, *next; c; c = next) {
-        next = c->next;
-        if (c->state == C_READING && between_requests(c) &&
-            drv_buf_size(&c->in) == 0 && !request_waiting(c))
-            close_conn(c);
+    for (struct drv_conn *c = set->open; c; c = c->next) {
+        if (c->state != C_READING || !between_requests(c) ||
+            drv_buf_size(&c->in) || request_waiting(c))
+            continue;
+        if (!ev_is_active(&c->timer) ||
+            ev_timer_remaining(set->loop, &c->timer) > LAST_CALL_SECONDS)
+            set_timer(c, LAST_CALL_SECONDS);
     }
 }
 

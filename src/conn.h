@@ -75,9 +75,11 @@ void drv_conn_accept(struct drv_conns *set, int fd,
                      const struct sockaddr *peer,
                      struct drv_listener *listener);
 
-/* Close every connection that is idle between requests with nothing
- * unread; busy ones close after their current response (set `closing`
- * first). */
+/* A graceful stop (set `closing` first): every connection idle between
+ * requests gets a last call, its keep-alive wait cut to a fifth of a
+ * second, then closes; a request already on its way meanwhile is
+ * answered, with Connection: close. Busy ones close after their current
+ * response. */
 void drv_conns_close_idle(struct drv_conns *set);
 /* Close every connection at once. */
 void drv_conns_close_all(struct drv_conns *set);
