@@ -95,6 +95,35 @@ def fmt_ratio(v):
     return "-" if v is None else "{:.2f}x".format(v)
 
 
+def fmt_spread(d):
+    """min/median/max of a ratio over the rounds."""
+    if d is None:
+        return "-"
+    return "min %s median %s max %s" % (fmt_ratio(d["min"]), fmt_ratio(d["median"]), fmt_ratio(d["max"]))
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def round_ratios(ref, s):
+    """ref/s in each round where both ran: the two ran next to each other in
+    time, so drift that hits a round hits both (min/median/max over rounds)."""
+    rps, p99 = [], []
+    for a, b in zip(ref.get("rounds") or [], s.get("rounds") or []):
+        if not a or not b:
+            continue
+        if b["requests_per_sec"]:
+            rps.append(a["requests_per_sec"] / b["requests_per_sec"])
+        if (a.get("p99_ms") and b.get("p99_ms")
+                and not a.get("p99_over_timeout") and not b.get("p99_over_timeout")):
+            p99.append(a["p99_ms"] / b["p99_ms"])
+    return {"rounds": len(rps), "requests_per_sec": spread(rps), "p99": spread(p99)}
+
+
 def fmt_frac(v):
     return "-" if v is None else "{:.2f}".format(v)
 
@@ -241,12 +270,13 @@ def render(meta, groups, servers, by_name, ratios, rounds):
     timeout_ms = float(meta.get("wrk_timeout_ms") or 2000)
     lines = []
     conns = sorted({facts["connections"] for facts in groups.values()}, key=int)
+    pinned = meta.get("server_cpus") or meta.get("client_cpus")
     lines.append(
-        "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  "
-        "%s CPUs shared by wrk and servers"
-        % (meta["mode"], meta["threads"], "/".join(conns), meta["duration"], rounds, meta["nproc"])
+        "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  %s CPUs%s"
+        % (meta["mode"], meta["threads"], "/".join(conns), meta["duration"], rounds, meta["nproc"],
+           "" if pinned else " shared by wrk and servers")
     )
-    if meta.get("server_cpus") or meta.get("client_cpus"):
+    if pinned:
         lines.append("pinning: servers on CPUs %s, wrk on CPUs %s"
                      % (meta.get("server_cpus") or "any", meta.get("client_cpus") or "any"))
     notes = []
@@ -293,7 +323,12 @@ def render(meta, groups, servers, by_name, ratios, rounds):
                      "and latency describe only the connections that were served.")
     lines.extend(notes)
     for key, v in ratios.items():
-        lines.append("%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"])))
+        line = "%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"]))
+        spread = v.get("per_round", {})
+        if spread.get("rounds", 0) > 1:
+            line += "; per round (%d): requests/s %s, p99 %s" % (
+                spread["rounds"], fmt_spread(spread["requests_per_sec"]), fmt_spread(spread["p99"]))
+        lines.append(line)
     for s in servers:
         if s["status"] == "skipped":
             lines.append("skipped %s: %s" % (s["name"], s["note"]))
@@ -391,6 +426,7 @@ def main():
         ratios["%s/%s" % (ref["name"], s["name"])] = {
             "requests_per_sec": s["ratio_rps"],
             "p99": s["ratio_p99"],
+            "per_round": round_ratios(ref, s),
         }
 
     # The baseline comparison and the ideal (groups that define them), on
@@ -453,9 +489,12 @@ def main():
             if s.get(k) is not None:
                 s[k] = round(s[k], 4)
     for v in ratios.values():
-        for k in v:
+        for k in ("requests_per_sec", "p99"):
             if v[k] is not None:
                 v[k] = round(v[k], 4)
+            d = v["per_round"][k]
+            for m in d or ():
+                d[m] = round(d[m], 4)
     os.makedirs(os.path.join(results, "history"), exist_ok=True)
     blob = json.dumps(doc, indent=2) + "\n"
     with open(os.path.join(results, "latest.json"), "w") as f:

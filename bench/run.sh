@@ -5,8 +5,9 @@
 #
 #   native    drover (build/examples/hello.so) vs nginx (return 200)
 #   wsgi      bench/apps/hello_wsgi.py on drover, gunicorn (sync and gthread),
-#             uWSGI (--http11-socket, and --http-socket with Connection: close)
-#             and waitress; 2 workers each (waitress: 1 process)
+#             uWSGI (--http11-socket, and --http-socket with Connection: close),
+#             waitress, bjoern and fastwsgi (../shared/peers); 2 workers each
+#             (waitress: 1 process)
 #   flask     the same servers on bench/apps/flask_app.py, wrk on GET /json
 #   python    wsgi + flask in one run (the comparison of issue 3)
 #   blocking  bench/apps/sleep_wsgi.py (sleeps 50 ms) with app threads: drover
@@ -31,7 +32,10 @@
 #                           BENCH_WORKERS x this, in its one process)
 #   BENCH_BLOCKING_CONNECTIONS [64]  wrk -c in blocking
 #   BENCH_SLEEP_MS [50]     how long sleep_wsgi sleeps per request
-#   BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS  taskset -c lists (unset: no pinning)
+#   BENCH_SERVER_CPUS [0], BENCH_CLIENT_CPUS [1]  taskset -c lists; these
+#                           defaults (and BENCH_THREADS 1) apply with 2+ CPUs
+#                           when both are unset; both empty: no pinning
+#   BENCH_PEERS_DIR [../shared/peers]  prebuilt bjoern and fastwsgi, runners
 #   BENCH_RESULTS_DIR [bench/results]     BENCH_KEEP_WORK=1 keeps the temp dir
 #   DROVER [build/drover]   BENCH_HELLO_SO [build/examples/hello.so]
 #   BENCH_PYTHON [/usr/bin/python3]  (the interpreter gunicorn etc. run on)
@@ -47,15 +51,26 @@ PY=${BENCH_PYTHON:-/usr/bin/python3}
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
-THREADS=${BENCH_THREADS:-2}
+THREADS=${BENCH_THREADS:-}
 ROUNDS=${BENCH_ROUNDS:-3}
 WORKERS=${BENCH_WORKERS:-2}
 GTHREAD_THREADS=${BENCH_GTHREAD_THREADS:-4}
 BLOCKING_THREADS=${BENCH_BLOCKING_THREADS:-8}
 BLOCKING_CONNECTIONS=${BENCH_BLOCKING_CONNECTIONS:-64}
 SLEEP_MS=${BENCH_SLEEP_MS:-50}
+# Servers on CPU 0, wrk (one thread) on CPU 1, as bench/ab.sh does: the
+# client no longer takes CPU from the server under test, which keeps
+# run-to-run noise low. Only when the caller set neither variable.
+if [ -z "${BENCH_SERVER_CPUS+set}${BENCH_CLIENT_CPUS+set}" ] && [ "$(nproc)" -ge 2 ] &&
+    command -v taskset >/dev/null; then
+    BENCH_SERVER_CPUS=0 BENCH_CLIENT_CPUS=1
+    THREADS=${THREADS:-1}
+fi
+THREADS=${THREADS:-2}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-}
 CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
+PEERS_DIR=${BENCH_PEERS_DIR:-$ROOT/../shared/peers}   # prebuilt bjoern and fastwsgi
+PEERS_DIR=$(cd -- "$PEERS_DIR" 2>/dev/null && pwd || echo "$PEERS_DIR")
 RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
 DROVER=${DROVER:-$ROOT/build/drover}
 HELLO_SO=${BENCH_HELLO_SO:-$ROOT/build/examples/hello.so}
@@ -101,12 +116,16 @@ gunicorn_gthread        wsgi      drover_wsgi      gunicorn_gthread  hello_wsgi 
 uwsgi                   wsgi      drover_wsgi      uwsgi_http11      hello_wsgi  /      1
 uwsgi_close             wsgi      drover_wsgi      uwsgi_close       hello_wsgi  /      1
 waitress                wsgi      drover_wsgi      waitress          hello_wsgi  /      4
+bjoern                  wsgi      drover_wsgi      bjoern            hello_wsgi  /      1
+fastwsgi                wsgi      drover_wsgi      fastwsgi          hello_wsgi  /      1
 drover_flask            flask     drover_flask     drover_py         flask_app   /json  1
 gunicorn_flask          flask     drover_flask     gunicorn_sync     flask_app   /json  1
 gunicorn_gthread_flask  flask     drover_flask     gunicorn_gthread  flask_app   /json  $GTHREAD_THREADS
 uwsgi_flask             flask     drover_flask     uwsgi_http11      flask_app   /json  1
 uwsgi_close_flask       flask     drover_flask     uwsgi_close       flask_app   /json  1
 waitress_flask          flask     drover_flask     waitress          flask_app   /json  4
+bjoern_flask            flask     drover_flask     bjoern            flask_app   /json  1
+fastwsgi_flask          flask     drover_flask     fastwsgi          flask_app   /json  1
 drover_blocking         blocking  drover_blocking  drover_py         sleep_wsgi  /      $BLOCKING_THREADS
 gunicorn_blocking       blocking  drover_blocking  gunicorn_gthread  sleep_wsgi  /      $BLOCKING_THREADS
 waitress_blocking       blocking  drover_blocking  waitress          sleep_wsgi  /      $((WORKERS * BLOCKING_THREADS))
@@ -148,7 +167,7 @@ peer_call() {
 peer_has() { declare -F "peer_$(peer_field "$1" 4)_$2" >/dev/null; }
 
 # ---------------------------------------------------------------- arguments
-usage() { sed -n '2,38s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
 [ $# -eq 0 ] && set -- native
 MODE=$*
 SELECTED=()
@@ -393,6 +412,51 @@ peer_waitress_start() {
     setp "$1" app_threads "$threads"
 }
 
+# bjoern and fastwsgi: prebuilt for Debian 12's python3.11 in $PEERS_DIR
+# (../shared/peers), started through its runners, which take one command
+# line and stop every process of theirs on SIGTERM. Same app module, same
+# WORKERS; everything else at the server's defaults (what their authors
+# recommend). See bench/README.md for their quirks.
+#   bjoern    W processes (the runner's parent and W-1 forks) accept on one
+#             shared socket; libev; no keep-alive timeout.
+#   fastwsgi  a supervisor and W workers, each with its own SO_REUSEPORT
+#             socket on the port; libuv; Nagle left on (tcp_nodelay 0).
+# peers_check MODULE LIBRARY PACKAGE APP: $PY can import the prebuilt MODULE
+# (the import error names LIBRARY when that is missing) and the app.
+peers_check() {
+    local out
+    [ -f "$PEERS_DIR/run_$1.py" ] || { echo "$PEERS_DIR/run_$1.py missing (prebuilt $1, see bench/README.md)"; return 1; }
+    if ! out=$(PYTHONPATH="$PEERS_DIR/$1-build" "$PY" -c "import $1" 2>&1); then
+        case $out in
+        *"$2"*) echo "$2 missing (Debian package $3: tools/install-deps.sh bench)" ;;
+        *) echo "$PY cannot import the prebuilt $1 (built for python3.11): $(tail -n 1 <<<"$out")" ;;
+        esac
+        return 1
+    fi
+    python_check "$4"
+}
+peers_version() {  # peers_version MODULE EXPRESSION
+    PYTHONPATH="$PEERS_DIR/$1-build" "$PY" -c "import $1; print('$1', $2)" 2>/dev/null || echo "$1"
+}
+peers_start() {  # peers_start NAME MODULE APP
+    PORT[$1]=$(free_port)
+    start_bg "$1" "$PY" "$PEERS_DIR/run_$2.py" --app-dir "$APPS" --workers "$WORKERS" \
+        "$3:app" 127.0.0.1 "${PORT[$1]}"
+    setp "$1" app_threads "$WORKERS"
+}
+peer_bjoern_check() { peers_check bjoern libev.so.4 libev4 "$2"; }
+peer_bjoern_version() { peers_version bjoern "'.'.join(map(str, bjoern._bjoern.version))"; }
+peer_bjoern_start() {
+    peers_start "$1" bjoern "$2"
+    setp "$1" setup "$WORKERS processes, one shared socket"
+}
+peer_fastwsgi_check() { peers_check fastwsgi libuv.so.1 libuv1 "$2"; }
+peer_fastwsgi_version() { peers_version fastwsgi fastwsgi.__version__; }
+peer_fastwsgi_start() {
+    peers_start "$1" fastwsgi "$2"
+    setp "$1" setup "$WORKERS workers, SO_REUSEPORT each"
+}
+
 # -------------------------------------------------------------------- run
 dur_ms() {  # milliseconds in a wrk duration (500ms, 10s, 1m, 30)
     case $1 in
@@ -449,7 +513,12 @@ say "mode: $MODE; peers: ${PEERS[*]}"
 case ${LOADAVG%% *} in 0.[0-4]*|"") ;;
 *) say "warning: load average is $LOADAVG before starting; other work (or a run that just ended) is using the CPUs; expect noise" ;;
 esac
-say "wrk --latency -t $THREADS -c $CONN_DESC -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $(nproc) CPUs shared by client and servers"
+if [ -n "$SERVER_CPUS$CLIENT_CPUS" ]; then
+    cpus="servers on CPUs ${SERVER_CPUS:-any}, wrk on CPUs ${CLIENT_CPUS:-any} (of $(nproc))"
+else
+    cpus="$(nproc) CPUs shared by client and servers"
+fi
+say "wrk --latency -t $THREADS -c $CONN_DESC -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $cpus"
 
 RUNNING=()
 FAILED=0

@@ -13,8 +13,10 @@ test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
       nginx-light python3-yaml python3-waitress groff-base man-db prometheus
       python3-prometheus-client"
+# libev4 and libuv1: runtime libraries of the prebuilt bjoern and fastwsgi
+# peers (../shared/peers) that bench/run.sh compares drover with.
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
-       procps iproute2 util-linux"
+       procps iproute2 util-linux libev4 libuv1"
 # make test-deploy: debootstrap builds a Debian root, systemd-nspawn boots
 # it with systemd as PID 1, docker.io (engine and matching client) builds
 # and runs conf/Dockerfile.
