@@ -5,7 +5,8 @@ whose base image is imported from such a root (Docker Hub is not needed).
 
 The cache (DROVER_DEPLOY_CACHE, default /var/cache/drover-test-deploy):
 
-  debs/          debootstrap's package cache
+  debs-NAME/     debootstrap's package cache, one per root (the two roots
+                 are built at once, and debootstrap does not share a cache)
   systemd-root/  bookworm minbase + systemd, python3 and drover's runtime
                  libraries; each boot runs on an overlay of it, so the
                  cached tree is never written
@@ -85,8 +86,9 @@ def ensure_root(name, include=None):
         return "debootstrap missing (tools/install-deps.sh deploy)"
     tmp = CACHE / f"{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    (CACHE / "debs").mkdir(parents=True, exist_ok=True)
-    args = ["debootstrap", "--variant=minbase", f"--cache-dir={CACHE}/debs"]
+    debs = CACHE / f"debs-{name}"
+    debs.mkdir(parents=True, exist_ok=True)
+    args = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}"]
     if include:
         args.append(f"--include={include}")
     t0 = time.monotonic()
@@ -439,6 +441,15 @@ def main():
     if why:
         print(f"SKIP test-deploy: {why}", file=sys.stderr)
         return 0
+    # Both roots at once on a first run: debootstrap mostly waits on dpkg
+    # and the mirror, so two of them take little longer than one. The
+    # checks below find them built (or fail again, fast, and say why).
+    wanted = [(name, include) for tool, name, include in (
+        ("systemd-nspawn", "systemd-root", SYSTEMD_INCLUDE),
+        ("dockerd", "base-root", None)) if shutil.which(tool)]
+    if shutil.which("debootstrap") and wanted:
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            list(pool.map(lambda w: ensure_root(*w), wanted))
     for name, problem in (("test_systemd.py", systemd_problem),
                           ("test_docker.py", docker_problem)):
         why = problem()
