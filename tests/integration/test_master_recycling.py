@@ -10,14 +10,13 @@ from conftest import SANITIZED
 from helpers import APPS, Closed, get, serving_pid, wait_workers
 
 
-def test_max_requests_recycles_workers_under_keepalive_load(drover):
-    srv = drover("-w", "2", "--max-requests", "50", "--max-requests-jitter",
-                 "10", "master_app:app", cwd=APPS)
-    wait_workers(srv, 2)
+def keepalive_load(srv, clients, n):
+    """`clients` keep-alive sessions, n GET / each at once. Returns the
+    responses counted by the pid that served them, and every failure."""
     served = Counter()
     failures = []
 
-    def client(n):
+    def client(_):
         with requests.Session() as s:
             for _ in range(n):
                 try:
@@ -28,8 +27,16 @@ def test_max_requests_recycles_workers_under_keepalive_load(drover):
                 except requests.RequestException as e:
                     failures.append(repr(e))
 
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(client, [500] * 4))
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return served, failures
+
+
+def test_max_requests_recycles_workers_under_keepalive_load(drover):
+    srv = drover("-w", "2", "--max-requests", "50", "--max-requests-jitter",
+                 "10", "master_app:app", cwd=APPS)
+    wait_workers(srv, 2)
+    served, failures = keepalive_load(srv, 4, 500)
     assert failures == []
     assert sum(served.values()) == 2000
     assert len(served) >= 2000 // 60
@@ -60,24 +67,11 @@ def test_a_worker_past_max_worker_memory_is_replaced_and_no_request_fails(
     srv = drover("-w", "1", "--max-worker-memory", "150", "master_app:app",
                  cwd=APPS)
     first = wait_workers(srv, 1).pop()
-    failures = []
-
-    def client(n):
-        with requests.Session() as s:
-            for _ in range(n):
-                try:
-                    r = s.get(srv.url + "/", timeout=10)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-                except requests.RequestException as e:
-                    failures.append(repr(e))
-
-    with ThreadPoolExecutor(4) as pool:
-        load = [pool.submit(client, 100) for _ in range(3)]
+    with ThreadPoolExecutor(1) as pool:
+        load = pool.submit(keepalive_load, srv, 3, 100)
         r = requests.get(srv.url + "/grow?mb=200", timeout=20)
         assert r.status_code == 200
-        for f in load:
-            f.result()
+        _, failures = load.result()
     assert failures == []
     srv.wait_log(r"Autorestarting worker: resident memory 2\d\d MiB is past "
                  r"--max-worker-memory 150 MiB")
