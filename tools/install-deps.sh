@@ -5,18 +5,24 @@
 set -eu
 
 # python3-flask is in build because `make run` serves examples/flask_hello.py.
+# libwslay-dev: WebSocket framing for ASGI apps.
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
-       libsystemd-dev python3-dev libcmocka-dev python3-flask"
+       libsystemd-dev python3-dev libcmocka-dev python3-flask libwslay-dev"
 # groff-base and man-db: the man page test renders build/drover.1 and
 # checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
       curl libclang-rt-14-dev clang systemd procps util-linux iproute2
       nginx-light python3-yaml python3-waitress groff-base man-db prometheus
-      python3-prometheus-client"
+      python3-prometheus-client
+      python3-fastapi python3-starlette python3-quart python3-websockets
+      python3-httpx"
 # libev4 and libuv1: runtime libraries of the prebuilt bjoern and fastwsgi
 # peers (../shared/peers) that bench/run.sh compares drover with.
+# uvicorn with uvloop and httptools (its fastest setup) and hypercorn:
+# the ASGI peers.
 bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask nginx-light
-       procps iproute2 util-linux libev4 libuv1"
+       procps iproute2 util-linux libev4 libuv1 uvicorn python3-uvloop
+       python3-httptools python3-hypercorn python3-fastapi python3-websockets"
 # make test-deploy: debootstrap builds a Debian root, systemd-nspawn boots
 # it with systemd as PID 1, docker.io (engine and matching client) builds
 # and runs conf/Dockerfile.
