@@ -26,9 +26,11 @@
 #include "response.h"
 
 struct drv_app;
+struct drv_conn;
+struct ev_loop;
 
 struct drv_app_ops {
-    const char *kind; /* "native", "python" */
+    const char *kind; /* "native", "python", "ASGI": for log lines */
     /* Serve one request. Returns 0 when the response was started (see
      * response.h), -1 when the app failed: the caller answers 500 if the
      * head was not committed, else drops the connection. */
@@ -52,6 +54,40 @@ struct drv_app_ops {
                  size_t index, char *err, size_t errlen);
     /* Release the app (calls its fini). */
     void (*free)(struct drv_app *app);
+
+    /* ---- Apps that run on an event loop of their own (ASGI) ----
+     * NULL for apps that are called and return (call above). Such an app
+     * drives the worker's libev loop itself (see python_asgi.c), serves
+     * many requests at once on it, and answers each through the
+     * drv_conn_* functions of conn.h:
+     *
+     *   begin     a complete request on connection `c`: start the app on
+     *             it and return 0 with *handle set (the app's state for
+     *             the request), or -1 when the app could not even start
+     *             (the connection answers 500);
+     *   drained   the response's unsent bytes fell below the low-water
+     *             mark (a send waiting on backpressure may go on);
+     *   release   the connection is done with the request: the response
+     *             is complete, or the client is gone (`gone`). From here
+     *             on the app must not touch `c`.
+     *
+     * In the worker: loop_start after fork, before serving (lifespan
+     * startup; -1 with err is a boot failure), loop_run in place of
+     * ev_run (returns once the worker's loop is broken: drv_loop_break),
+     * loop_stop once the connections are closed (lifespan shutdown). */
+    int (*begin)(struct drv_app *app, struct drv_conn *c, void **handle);
+    void (*drained)(void *handle);
+    void (*release)(void *handle, bool gone);
+    /* A WebSocket the app accepted (drv_conn_ws_accept) received a
+     * message, or closed: `code` is the peer's close code, 1005 when it
+     * gave none, 1006 when the connection went without a close. */
+    void (*ws_message)(void *handle, bool text, const void *data,
+                       size_t len);
+    void (*ws_closed)(void *handle, int code);
+    int (*loop_start)(struct drv_app *app, struct ev_loop *loop, char *err,
+                      size_t errlen);
+    void (*loop_run)(struct drv_app *app, struct ev_loop *loop);
+    void (*loop_stop)(struct drv_app *app, struct ev_loop *loop);
 };
 
 struct drv_app {

@@ -16,12 +16,17 @@
  *            write watcher of the connection is active (a read watcher is
  *            left on, and stopped if it fires meanwhile). The job's done()
  *            (loop thread) moves it on to WRITING.
+ *            An event-driven (ASGI) app answers from its own callbacks
+ *            on the loop thread (drv_conn_progress) while the
+ *            connection stays WRITING: the read watcher stays on to
+ *            notice a client that goes away, and no timer runs while
+ *            the app thinks.
  *   LINGER   after an error response: our side is shut down and whatever
  *            the client still sends is read and dropped for a moment, so
  *            the kernel does not reset the connection (and destroy the
  *            error response) over unread data.
  *
- * A connection is never freed inside one of its callbacks: close_conn()
+ * A connection is never freed inside one of its callbacks: conn_close()
  * stops its watchers and moves it to the set's dead list, which the
  * reaper frees before the loop next blocks. A connection closed while an
  * app thread works on it (only at a forced stop) joins the dead list when
@@ -39,6 +44,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,10 +52,12 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "conn_int.h"
 
 #include "accesslog.h"
 #include "app.h"
 #include "listener.h"
+#include "loop.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -58,50 +66,6 @@
 #include "response.h"
 #include "scoreboard.h"
 #include "settings.h"
-
-enum conn_state { C_READING, C_WRITING, C_APP, C_LINGER };
-
-struct drv_conn {
-    ev_io io;
-    ev_timer timer;
-    struct drv_conns *set;
-    struct drv_conn *prev, *next;
-    int fd;
-    enum conn_state state;
-    bool closed;
-    bool linger;       /* after this response: lingering close */
-    bool in_flight;    /* counted in set->in_flight: the app has the
-                          request and it is not answered yet */
-    struct drv_buf in, out;
-    struct drv_exchange *x; /* the request under way; NULL while idle */
-    struct drv_listener *listener;
-    char remote[INET6_ADDRSTRLEN];
-    int remote_port;
-    union { /* the peer in binary, for the trust check (proxy.h) */
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } peer;
-    struct timespec started; /* wall clock at the request's first byte */
-    ev_tstamp t0;            /* loop time of the same */
-    /* With app threads: the job in flight (state APP), and its place in
-     * the set's list of jobs in flight, oldest first. */
-    struct drv_job job;
-    struct drv_conn *older, *newer;
-    uint64_t dispatched_ms;
-};
-
-/* What a connection needs only while a request is under way: the parser
- * and request, the response, the proxy headers. An idle keep-alive
- * connection holds none of it (about 900 bytes): it comes from the set's
- * spares when the next request's first bytes are read. */
-struct drv_exchange {
-    struct drv_http http;
-    struct drv_response res;
-    struct drv_forwarded fwd; /* trusted proxy headers of this request */
-    char reqid[DRV_REQID_LEN]; /* a generated request id (view.request_id) */
-    struct drv_exchange *next; /* in the set's spares */
-};
 
 /* A body source closed on an app thread (see close_source_later). */
 struct close_job {
@@ -112,6 +76,7 @@ struct close_job {
 #define READ_CHUNK (16 * 1024)
 #define OUT_LOW_WATER (64 * 1024)
 #define LINGER_SECONDS 2.0
+#define PIPELINE_HOLD (64 * 1024)
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
@@ -122,7 +87,7 @@ static void detach(struct drv_conn *c);
 static void close_source_later(void *arg,
                                const struct drover_body_source *source);
 
-static void set_events(struct drv_conn *c, int events)
+void conn_set_events(struct drv_conn *c, int events)
 {
     if (c->io.events == events && ev_is_active(&c->io))
         return;
@@ -131,11 +96,21 @@ static void set_events(struct drv_conn *c, int events)
     ev_io_start(c->set->loop, &c->io);
 }
 
-static void set_timer(struct drv_conn *c, double seconds)
+void conn_set_timer(struct drv_conn *c, double seconds)
 {
     ev_timer_stop(c->set->loop, &c->timer);
     ev_timer_set(&c->timer, seconds, 0.0);
     ev_timer_start(c->set->loop, &c->timer);
+}
+
+/* An event-driven app is done with, or told to drop, its request. */
+static void release_app(struct drv_conn *c, bool gone)
+{
+    void *handle = c->handle;
+    if (!handle)
+        return;
+    c->handle = NULL;
+    c->set->app->ops->release(handle, gone);
 }
 
 /* To the dead list, freed by the reaper. */
@@ -160,7 +135,7 @@ static void end_in_flight(struct drv_conn *c)
         drv_slot_set_in_flight(set->slot, set->in_flight);
 }
 
-static void close_conn(struct drv_conn *c)
+void conn_close(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     if (c->closed)
@@ -170,6 +145,8 @@ static void close_conn(struct drv_conn *c)
     ev_timer_stop(set->loop, &c->timer);
     close(c->fd);
     c->fd = -1;
+    conn_ws_free(c); /* the app hears 1006 unless it heard a close */
+    release_app(c, true);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -186,7 +163,7 @@ static void close_conn(struct drv_conn *c)
         drv_slot_set_conns(set->slot, set->n);
     end_in_flight(c);
     if (set->closing && set->n == 0)
-        ev_break(set->loop, EVBREAK_ALL);
+        drv_loop_break(set->loop);
 }
 
 void drv_conns_reap(struct drv_conns *set)
@@ -252,7 +229,7 @@ void drv_conn_accept(struct drv_conns *set, int fd,
     ev_io_init(&c->io, on_io, fd, EV_READ);
     ev_init(&c->timer, on_timer);
     ev_io_start(set->loop, &c->io);
-    set_timer(c, set->settings->header_timeout);
+    conn_set_timer(c, set->settings->header_timeout);
     /* The request is usually there already (TCP_DEFER_ACCEPT): serve it
      * now. A worker busy with it takes no further connection meanwhile,
      * so its idle siblings get them. */
@@ -263,15 +240,15 @@ void drv_conn_accept(struct drv_conns *set, int fd,
 static void start_linger(struct drv_conn *c)
 {
     if (shutdown(c->fd, SHUT_WR) != 0) {
-        close_conn(c);
+        conn_close(c);
         return;
     }
     c->state = C_LINGER;
-    set_events(c, EV_READ);
-    set_timer(c, LINGER_SECONDS);
+    conn_set_events(c, EV_READ);
+    conn_set_timer(c, LINGER_SECONDS);
 }
 
-static void log_access(struct drv_conn *c)
+void conn_log_access(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     if (!set->accesslog)
@@ -299,7 +276,8 @@ static void log_access(struct drv_conn *c)
 static void response_done(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
-    log_access(c);
+    release_app(c, false);
+    conn_log_access(c);
     set->responses++;
     end_in_flight(c);
     if (set->slot) {
@@ -317,13 +295,13 @@ static void response_done(struct drv_conn *c)
         if (c->linger)
             start_linger(c);
         else
-            close_conn(c);
+            conn_close(c);
         return;
     }
     c->state = C_READING;
-    set_events(c, EV_READ);
+    conn_set_events(c, EV_READ);
     if (drv_buf_size(&c->in) == 0)
-        set_timer(c, set->settings->keepalive);
+        conn_set_timer(c, set->settings->keepalive);
     drv_buf_free(&c->out);
     detach(c);
 }
@@ -580,6 +558,20 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
     return n;
 }
 
+/* A handshake that cannot be a WebSocket: 400, or 426 naming the
+ * version drover speaks (RFC 6455 4.4). */
+static void refuse_websocket(struct drv_conn *c, int status, const char *why)
+{
+    struct drv_response *r = &c->x->res;
+    drv_response_start(r, status, NULL, 0);
+    if (status == 426)
+        drv_response_header(r, "Sec-WebSocket-Version", 21, "13", 2);
+    drv_response_header(r, "Content-Type", 12, "text/plain", 10);
+    drv_response_write(r, why, strlen(why));
+    drv_response_write(r, "\n", 1);
+    drv_response_finish(r);
+}
+
 static void run_app(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
@@ -598,6 +590,25 @@ static void run_app(struct drv_conn *c)
         start_job(c, on_call_job);
         return;
     }
+    if (set->app->ops->begin) {
+        /* The app answers later, from its own callbacks; its loop's
+         * heartbeat, not a busy slot, tells the master it is alive. */
+        note_queue_time(c);
+        c->ws_wanted = conn_ws_wanted(req);
+        const char *why = NULL;
+        int refuse = c->ws_wanted ? conn_ws_check(req, &why) : 0;
+        if (c->ws_wanted)
+            c->x->res.keep_alive = false; /* a refusal ends it */
+        if (refuse) {
+            drv_info("%d %s from %s: %s", refuse, drv_status_reason(refuse),
+                     c->remote[0] ? c->remote : c->listener->name, why);
+            refuse_websocket(c, refuse, why);
+        } else if (set->app->ops->begin(set->app, c, &c->handle) != 0) {
+            drv_response_error(&c->x->res, 500, req->is_head);
+        }
+        flush(c);
+        return;
+    }
     if (set->slot)
         drv_slot_busy(set->slot, &req->view, c->fd);
     call_app(c);
@@ -609,8 +620,8 @@ static void run_app(struct drv_conn *c)
 /* Wait until the socket takes more: EV_WRITE, with the io_timeout. */
 static void wait_writable(struct drv_conn *c)
 {
-    set_events(c, EV_WRITE);
-    set_timer(c, c->set->settings->io_timeout);
+    conn_set_events(c, EV_WRITE);
+    conn_set_timer(c, c->set->settings->io_timeout);
 }
 
 /* Send the next part of a file body with sendfile(2). Returns 0 to go on
@@ -631,7 +642,7 @@ static int send_file(struct drv_conn *c)
         }
         if (errno != EPIPE && errno != ECONNRESET)
             drv_log_errno(errno, "sendfile", "response to %s", c->remote);
-        close_conn(c);
+        conn_close(c);
         return -1;
     }
     drv_response_file_sent(r, (size_t)n); /* 0: the file was cut short */
@@ -658,8 +669,18 @@ static void flush(struct drv_conn *c)
             continue;
         }
         if (size == 0) {
-            if (r->state == DRV_RESPONSE_DONE)
+            if (r->state == DRV_RESPONSE_DONE) {
                 response_done(c);
+            } else if (c->handle) {
+                /* All sent: the app's turn. Listen for a client that
+                 * goes away meanwhile; no time limit on the app. */
+                ev_timer_stop(c->set->loop, &c->timer);
+                if (drv_buf_size(&c->in) < PIPELINE_HOLD)
+                    conn_set_events(c, EV_READ);
+                else
+                    ev_io_stop(c->set->loop, &c->io);
+                c->set->app->ops->drained(c->handle);
+            }
             return;
         }
         ssize_t n = write(c->fd, drv_buf_data(&c->out), size);
@@ -672,10 +693,13 @@ static void flush(struct drv_conn *c)
             }
             if (errno != EPIPE && errno != ECONNRESET)
                 drv_log_errno(errno, "write", "response to %s", c->remote);
-            close_conn(c);
+            conn_close(c);
             return;
         }
         drv_buf_consume(&c->out, (size_t)n);
+        if (c->handle && (size_t)n < size &&
+            drv_buf_size(&c->out) < OUT_LOW_WATER)
+            c->set->app->ops->drained(c->handle);
     }
 }
 
@@ -709,16 +733,16 @@ static void process(struct drv_conn *c)
         if (was_idle && !drv_http_idle(&c->x->http)) {
             clock_gettime(CLOCK_REALTIME, &c->started);
             c->t0 = ev_time();
-            set_timer(c, s->header_timeout);
+            conn_set_timer(c, s->header_timeout);
         }
         switch (r) {
         case DRV_HTTP_AGAIN:
             if (c->x->http.head_done)
-                set_timer(c, s->io_timeout);
+                conn_set_timer(c, s->io_timeout);
             break;
         case DRV_HTTP_HEAD:
             send_continue(c);
-            set_timer(c, s->io_timeout);
+            conn_set_timer(c, s->io_timeout);
             break;
         case DRV_HTTP_ERROR:
             drv_buf_reset(&c->in);
@@ -808,22 +832,26 @@ static void on_readable(struct drv_conn *c)
             return;
         if (errno != ECONNRESET)
             drv_log_errno(errno, "read", "connection from %s", c->remote);
-        close_conn(c);
+        conn_close(c);
         return;
     }
     if (c->state == C_LINGER) {
         drv_buf_reset(&c->in);
         if (n == 0)
-            close_conn(c);
+            conn_close(c);
         return;
     }
     if (n == 0) {
         if (!between_requests(c))
             drv_debug("client %s closed mid-request", c->remote);
-        close_conn(c);
+        conn_close(c);
         return;
     }
     c->in.len += (size_t)n;
+    /* An event-driven app still has the request: what comes meanwhile is
+     * pipelined, and waits in `in` up to a bound. */
+    if (c->handle && drv_buf_size(&c->in) >= PIPELINE_HOLD)
+        ev_io_stop(c->set->loop, &c->io);
     process(c);
     if (!c->closed) {
         give_back_in(c);
@@ -837,6 +865,13 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
     struct drv_conn *c = drv_container_of(io, struct drv_conn, io);
     if (c->state == C_APP) { /* the next request waits for this one */
         ev_io_stop(loop, io);
+        return;
+    }
+    if (c->state == C_WS) {
+        if (revents & EV_WRITE)
+            conn_ws_writable(c);
+        if ((revents & EV_READ) && !c->closed && c->state == C_WS)
+            conn_ws_readable(c);
         return;
     }
     if (revents & EV_WRITE) {
@@ -863,12 +898,16 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     struct drv_conn *c = drv_container_of(t, struct drv_conn, timer);
+    if (c->state == C_WS) {
+        conn_ws_timer(c);
+        return;
+    }
     /* The keep-alive wait ran out while the worker was busy in the app,
      * but the client's next request came in time and is waiting unread:
      * answer it rather than reset the connection under it. */
     if (c->state == C_READING && between_requests(c) &&
         drv_buf_size(&c->in) == 0 && request_waiting(c)) {
-        set_timer(c, c->set->settings->header_timeout);
+        conn_set_timer(c, c->set->settings->header_timeout);
         on_readable(c);
         return;
     }
@@ -880,7 +919,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     if (c->state == C_WRITING)
         drv_debug("closing %s: no write progress for %.0fs", c->remote,
                   c->set->settings->io_timeout);
-    close_conn(c);
+    conn_close(c);
 }
 
 /*
@@ -903,14 +942,14 @@ void drv_conns_close_idle(struct drv_conns *set)
             continue;
         if (!ev_is_active(&c->timer) ||
             ev_timer_remaining(set->loop, &c->timer) > LAST_CALL_SECONDS)
-            set_timer(c, LAST_CALL_SECONDS);
+            conn_set_timer(c, LAST_CALL_SECONDS);
     }
 }
 
 void drv_conns_close_all(struct drv_conns *set)
 {
     while (set->open)
-        close_conn(set->open);
+        conn_close(set->open);
     while (set->nspare_in)
         drv_buf_free(&set->spare_in[--set->nspare_in]);
     while (set->spare_x) {
@@ -919,4 +958,62 @@ void drv_conns_close_all(struct drv_conns *set)
         free(x);
     }
     set->nspare_x = 0;
+}
+
+/* ---- event-driven apps (conn.h) ---- */
+
+void conn_ws_upgraded(struct drv_conn *c)
+{
+    struct drv_conns *set = c->set;
+    conn_log_access(c);
+    set->responses++;
+    end_in_flight(c);
+    if (set->slot) {
+        double took = ev_time() - c->t0;
+        drv_slot_count(set->slot, set->totals, 101, 0,
+                       took > 0 ? (uint64_t)(took * 1e6) : 0);
+    }
+    if (set->on_response)
+        set->on_response(set);
+}
+
+void drv_conns_close_websockets(struct drv_conns *set)
+{
+    for (struct drv_conn *c = set->open, *next; c; c = next) {
+        next = c->next;
+        if (c->state == C_WS)
+            conn_ws_going_away(c);
+    }
+}
+
+struct drv_request *drv_conn_request(struct drv_conn *c)
+{
+    return &c->x->http.req;
+}
+
+struct drv_response *drv_conn_response(struct drv_conn *c)
+{
+    return &c->x->res;
+}
+
+size_t drv_conn_unsent(const struct drv_conn *c)
+{
+    return drv_buf_size(&c->out);
+}
+
+void drv_conn_progress(struct drv_conn *c)
+{
+    /* Waiting for the socket already: its watcher flushes. */
+    if (c->closed || c->state != C_WRITING ||
+        (ev_is_active(&c->io) && (c->io.events & EV_WRITE)))
+        return;
+    flush(c);
+}
+
+void drv_conn_fail(struct drv_conn *c)
+{
+    struct drv_response *r = &c->x->res;
+    if (drv_response_error(r, 500, c->x->http.req.is_head) != 0)
+        drv_response_abort(r);
+    drv_conn_progress(c);
 }

@@ -93,6 +93,49 @@ size_t drv_conns_overdue(const struct drv_conns *set, uint64_t now_ms,
                                       const struct drover_request *req,
                                       uint64_t ms),
                          void *arg);
+/* ---- Event-driven apps (app->ops->begin: ASGI) ----
+ * The app has request `c` between its begin and its release (app.h), and
+ * answers through these, on the loop thread, at any time in between. */
+
+/* The request, its body readable with drv_body_read. */
+struct drv_request *drv_conn_request(struct drv_conn *c);
+/* The response to fill in with the verbs of response.h. */
+struct drv_response *drv_conn_response(struct drv_conn *c);
+/* Send what the response has queued (and complete it, when it is DONE:
+ * the connection then releases the app, within this call). */
+void drv_conn_progress(struct drv_conn *c);
+/* The app failed: a 500 if nothing is committed, else the connection is
+ * cut after what is queued. Releases the app within this call. */
+void drv_conn_fail(struct drv_conn *c);
+/* Bytes queued for the client and not written yet: a producer waits
+ * while this is high (the app's drained callback says when to go on). */
+size_t drv_conn_unsent(const struct drv_conn *c);
+/* A WebSocket handshake (RFC 6455 4.2.1, checked): the app accepts it
+ * with drv_conn_ws_accept, or answers it with an HTTP response (which
+ * closes the connection). */
+bool drv_conn_is_websocket(const struct drv_conn *c);
+/* Accept: send the 101 with the subprotocol (NULL: none) and headers,
+ * and carry WebSocket messages from now on (ws_message, ws_closed).
+ * Returns 0, or -EINVAL (no handshake, answered already, bad header). */
+int drv_conn_ws_accept(struct drv_conn *c, const char *subprotocol,
+                       size_t splen, const struct drover_header *headers,
+                       size_t nheaders);
+/* Send one message. Returns 0, or -EPIPE once closing. */
+int drv_conn_ws_send(struct drv_conn *c, bool text, const void *data,
+                     size_t len);
+/* Close with `code` and a reason (at most 123 bytes are sent). */
+int drv_conn_ws_close(struct drv_conn *c, int code, const char *reason,
+                      size_t rlen);
+/* Stop (or resume) reading the client's messages while the app has not
+ * taken those received. */
+void drv_conn_ws_pause(struct drv_conn *c, bool paused);
+/* Every open WebSocket gets a close with 1001 (going away): the server
+ * stops. */
+void drv_conns_close_websockets(struct drv_conns *set);
+
+/* Above this many unsent bytes a producer should wait for drained. */
+#define DRV_CONN_HIGH_WATER (256 * 1024)
+
 /* Free the connections closed since the last call. Call it between loop
  * iterations (an ev_prepare), never from a connection's own callback. */
 void drv_conns_reap(struct drv_conns *set);

@@ -52,6 +52,7 @@
 #include "accesslog.h"
 #include "app.h"
 #include "log.h"
+#include "loop.h"
 #include "reexec.h"
 #include "response.h"
 #include "worker.h"
@@ -163,7 +164,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *sig, int revents)
     drv_info("%s: stopping now (development mode)",
              sig->signum == SIGINT ? "SIGINT" : "SIGTERM");
     d->stopped = true;
-    ev_break(loop, EVBREAK_ALL);
+    drv_loop_break(loop);
 }
 
 /* ------------------------------------------------------------------ */
@@ -706,6 +707,9 @@ int drv_dev_run(const struct drv_settings *s, struct drv_listener *listeners,
                         accesslog ? accesslog : own_log) != 0)
         goto out_app;
     d.w.keep_listeners = true; /* a reload hands them to the new image */
+    char err[1024];
+    if (drv_worker_start_app(&d.w, err, sizeof(err)) != 0)
+        drv_error("%s (serving anyway: --dev)", err);
     watch_all(&d);
     banner(&d, listeners, nlisteners);
     start_watchers(&d);

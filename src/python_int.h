@@ -72,6 +72,9 @@ struct python_app {
     PyObject *callable;
     PyObject *script_name; /* str without trailing '/', NULL = root */
     bool dev;              /* --dev: a failed call's 500 shows the traceback */
+    /* ASGI apps (python_asgi.c): */
+    const char *lifespan;  /* "auto", "on", "off" */
+    double graceful_timeout;
 };
 
 /* The exception the last failed load raised, traceback attached, or NULL
@@ -159,6 +162,26 @@ int py_call(struct drv_app *app, struct drv_request *req,
 /* Log `what` (and the app spec, when not NULL), then the traceback of the
  * exception set, which this clears. */
 void py_log_exception(const char *what, const char *spec);
+
+/* ------------------------------------------------------------------ */
+/* ASGI apps (python_asgi.c)                                           */
+
+/* Ready the ASGI glue (once). Returns 0 or -1. */
+int py_asgi_setup(void);
+/* 3: `callable` is an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0:
+ * neither (WSGI); -1 on error. */
+int py_asgi_kind(PyObject *callable);
+/* The ops of app.h for event-driven apps; called without the GIL. */
+int py_asgi_begin(struct drv_app *app, struct drv_conn *c, void **handle);
+void py_asgi_drained(void *handle);
+void py_asgi_release(void *handle, bool gone);
+void py_asgi_ws_message(void *handle, bool text, const void *data,
+                        size_t len);
+void py_asgi_ws_closed(void *handle, int code);
+int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
+                       size_t errlen);
+void py_asgi_loop_run(struct drv_app *app, struct ev_loop *loop);
+void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop);
 
 /* ------------------------------------------------------------------ */
 /* --dev (python_dev.c)                                                */

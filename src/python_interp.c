@@ -221,6 +221,62 @@ static const struct drv_app_ops python_ops = {
     .free = python_free,
 };
 
+static void summarise_exception(const char *spec, char *err, size_t errlen);
+
+/* An ASGI app is not called and returned from: conn.c begins each
+ * request (python_asgi.c). This only answers a caller that forgot. */
+static int asgi_call(struct drv_app *app, struct drv_request *req,
+                     struct drv_response *res)
+{
+    (void)app;
+    (void)req;
+    (void)res;
+    drv_error("an ASGI app cannot be called as a WSGI one");
+    return -1;
+}
+
+static const struct drv_app_ops asgi_ops = {
+    .kind = "ASGI",
+    .call = asgi_call,
+    .before_fork = python_before_fork,
+    .after_fork_parent = python_after_fork_parent,
+    .post_fork = python_post_fork,
+    .preloaded = python_preloaded,
+    .free = python_free,
+    .begin = py_asgi_begin,
+    .drained = py_asgi_drained,
+    .release = py_asgi_release,
+    .ws_message = py_asgi_ws_message,
+    .ws_closed = py_asgi_ws_closed,
+    .loop_start = py_asgi_loop_start,
+    .loop_run = py_asgi_loop_run,
+    .loop_stop = py_asgi_loop_stop,
+};
+
+/* Whether to serve `callable` as ASGI (--interface; auto recognises an
+ * ASGI 3 app). Returns 1 (ASGI), 0 (WSGI), or -1 with err filled. */
+static int pick_interface(PyObject *callable, const char *spec,
+                          const struct drv_settings *s, char *err,
+                          size_t errlen)
+{
+    const char *want = s->interface ? s->interface : "auto";
+    if (strcmp(want, "wsgi") == 0)
+        return 0;
+    int kind = py_asgi_kind(callable);
+    if (kind < 0) {
+        summarise_exception(spec, err, errlen);
+        return -1;
+    }
+    if (kind == 2) {
+        snprintf(err, errlen,
+                 "%s is an ASGI 2 (double-callable) app; drover serves ASGI "
+                 "3: wrap it with asgiref.compatibility."
+                 "guarantee_single_callable()", spec);
+        return -1;
+    }
+    return kind == 3 || strcmp(want, "asgi") == 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Start-up                                                            */
 
@@ -483,8 +539,19 @@ static struct drv_app *python_load(const char *spec,
     if (note != Py_None)
         drv_info("%s", PyUnicode_AsUTF8(note));
     Py_DECREF(loaded);
+    int asgi = pick_interface(callable, spec, s, err, errlen);
+    if (asgi < 0) {
+        Py_DECREF(callable);
+        Py_XDECREF(script_name);
+        goto out;
+    }
+    if (asgi && s->threads > 1 && !s->dev)
+        drv_warn("--threads %d does not apply to an ASGI app: its requests "
+                 "run concurrently on each worker's event loop", s->threads);
     pa = drv_xcalloc(1, sizeof(*pa));
-    pa->base.ops = &python_ops;
+    pa->base.ops = asgi ? &asgi_ops : &python_ops;
+    pa->lifespan = s->lifespan ? s->lifespan : "auto";
+    pa->graceful_timeout = s->graceful_timeout;
     pa->base.spec = drv_xstrdup(spec);
     pa->callable = callable;
     pa->script_name = script_name;

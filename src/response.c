@@ -255,23 +255,30 @@ static int parse_length(const char *v, size_t vlen, int64_t *out)
     return 0;
 }
 
-int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
-                        const char *value, size_t vlen)
+bool drv_response_header_ok(const char *name, size_t nlen, const char *value,
+                            size_t vlen)
 {
-    if (r->state != DRV_RESPONSE_STARTED)
-        return -EINVAL;
     if (!nlen)
-        return -EINVAL;
+        return false;
     for (size_t i = 0; i < nlen; i++)
         if (!is_tchar((unsigned char)name[i]))
-            return -EINVAL;
+            return false;
     /* RFC 9110 5.5: no control characters but HTAB (CR, LF and NUL
      * would split or end the head). */
     for (size_t i = 0; i < vlen; i++) {
         unsigned char c = (unsigned char)value[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return -EINVAL;
+            return false;
     }
+    return true;
+}
+
+int drv_response_header(struct drv_response *r, const char *name, size_t nlen,
+                        const char *value, size_t vlen)
+{
+    if (r->state != DRV_RESPONSE_STARTED ||
+        !drv_response_header_ok(name, nlen, value, vlen))
+        return -EINVAL;
 
     if (name_is(name, nlen, "content-length")) {
         int64_t n;
@@ -434,6 +441,15 @@ int drv_response_commit_sized(struct drv_response *r, uint64_t total)
         return -EINVAL;
     if (r->content_length < 0 && status_has_body(r->status))
         r->content_length = (int64_t)(drv_buf_size(&r->pending) + total);
+    commit(r, false);
+    flush_pending(r);
+    return 0;
+}
+
+int drv_response_flush(struct drv_response *r)
+{
+    if (r->state != DRV_RESPONSE_STARTED || r->has_source)
+        return -EINVAL;
     commit(r, false);
     flush_pending(r);
     return 0;

@@ -154,6 +154,15 @@ int drv_response_write(struct drv_response *r, const void *data, size_t len);
  * 0, or -EINVAL when not STARTED or a source was given (nothing changes;
  * writes work as before). */
 int drv_response_commit_sized(struct drv_response *r, uint64_t total);
+/* Commit a STARTED response now and queue what it holds (a streamed
+ * body's bytes must not wait for DRV_RESPONSE_HOLD): without an app-given
+ * Content-Length the body is chunked. Returns 0, or -EINVAL when not
+ * STARTED or a source was given. */
+int drv_response_flush(struct drv_response *r);
+/* Whether a header could be sent as is: a token name, and a value
+ * without CR, LF or NUL. */
+bool drv_response_header_ok(const char *name, size_t nlen, const char *value,
+                            size_t vlen);
 /* Hand over a body source; the response owns it from now on (closed by
  * drv_response_free even on error). Returns 0 or -EINVAL. */
 int drv_response_stream(struct drv_response *r,

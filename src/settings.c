@@ -89,7 +89,28 @@ struct row {
     /* Validates one list item or string value of row r; reason (without
      * source) into err. */
     int (*check)(const struct row *r, const char *text, char *err, size_t len);
+    /* T_STRING with check_choice: the values allowed, NULL-terminated. */
+    const char *const *choices;
 };
+
+/* A value from the row's `choices`. */
+static int check_choice(const struct row *r, const char *text, char *err,
+                        size_t len)
+{
+    size_t used = 0;
+    for (size_t i = 0; r->choices[i]; i++)
+        if (strcmp(text, r->choices[i]) == 0)
+            return 0;
+    used += (size_t)snprintf(err, len, "'%s' is not one of ", text);
+    for (size_t i = 0; r->choices[i] && used < len; i++)
+        used += (size_t)snprintf(err + used, len - used, "%s%s",
+                                 i ? ", " : "", r->choices[i]);
+    return -1;
+}
+
+static const char *const interface_choices[] = {"auto", "wsgi", "asgi", NULL};
+static const char *const lifespan_choices[] = {"auto", "on", "off", NULL};
+static const char *const loop_choices[] = {"auto", "asyncio", "uvloop", NULL};
 
 static int check_bind(const struct row *r, const char *text, char *err,
                       size_t len);
@@ -408,6 +429,58 @@ static const struct row rows[] = {
         .help = "Mount point of the app (WSGI SCRIPT_NAME), e.g. /api; "
                 "requests outside it get 404. Defaults to $SCRIPT_NAME, as "
                 "with gunicorn.",
+    },
+    {
+        .name = "interface", .flags = {"--interface"}, .type = T_STRING,
+        .def = "auto", .metavar = "auto|wsgi|asgi", .group = "Python",
+        .off = OFF(interface), .check = check_choice,
+        .choices = interface_choices,
+        .help = "How drover calls a Python app: wsgi, asgi (ASGI 3: "
+                "FastAPI, Starlette, Quart), or auto: asgi when the app is "
+                "a coroutine function or its __call__ is one, else wsgi.",
+    },
+    {
+        .name = "lifespan", .flags = {"--lifespan"}, .type = T_STRING,
+        .def = "auto", .metavar = "auto|on|off", .group = "Python",
+        .off = OFF(lifespan), .check = check_choice,
+        .choices = lifespan_choices,
+        .help = "ASGI lifespan events, in each worker: on runs startup "
+                "before the worker serves (a failure is a boot failure) "
+                "and shutdown when it stops; auto does the same but goes "
+                "on without them when the app does not support them; off "
+                "sends none.",
+    },
+    {
+        .name = "loop", .flags = {"--loop"}, .type = T_STRING,
+        .def = "auto", .metavar = "auto|asyncio|uvloop",
+        .group = "Python", .off = OFF(loop), .check = check_choice,
+        .choices = loop_choices,
+        .help = "The asyncio event loop an ASGI app's coroutines run on. "
+                "drover's C loop does the network work under either; "
+                "auto is asyncio.",
+    },
+    {
+        .name = "ws_max_size", .flags = {"--ws-max-size"},
+        .type = T_SIZE, .def = "16m", .min = 1, .max = 1L << 31,
+        .metavar = "SIZE", .group = "WebSockets", .off = OFF(ws_max_size),
+        .help = "Largest WebSocket message an ASGI app receives; a larger "
+                "one closes the connection with code 1009.",
+    },
+    {
+        .name = "ws_ping_interval", .flags = {"--ws-ping-interval"},
+        .type = T_DURATION, .def = "20", .min = 0, .max = NO_MAX,
+        .metavar = "SECONDS", .group = "WebSockets",
+        .off = OFF(ws_ping_interval),
+        .help = "Send a ping on a WebSocket quiet for this long. 0 sends "
+                "none.",
+    },
+    {
+        .name = "ws_ping_timeout", .flags = {"--ws-ping-timeout"},
+        .type = T_DURATION, .def = "20", .min = 0, .max = NO_MAX,
+        .metavar = "SECONDS", .group = "WebSockets",
+        .off = OFF(ws_ping_timeout),
+        .help = "Close a WebSocket (code 1011) whose peer has not answered "
+                "a ping within this time. 0 waits for ever.",
     },
     {
         .name = "pidfile", .shortflag = "-p", .flags = {"--pid", "--pidfile"},

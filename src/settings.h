@@ -50,6 +50,12 @@ struct drv_settings {
     int threads;                /* app threads per worker, 1 = none */
     int worker_connections;     /* open connections per worker */
     char *worker_class;         /* gunicorn's -k: sync or gthread */
+    char *interface;            /* auto, wsgi, asgi */
+    char *lifespan;             /* ASGI lifespan: auto, on, off */
+    char *loop;                 /* ASGI asyncio loop: auto, asyncio, uvloop */
+    int64_t ws_max_size;        /* largest WebSocket message received */
+    double ws_ping_interval;    /* 0 = no pings */
+    double ws_ping_timeout;     /* 0 = no limit */
     double timeout;             /* worker (app call) timeout, 0 = off */
     double graceful_timeout;
     double keepalive;           /* idle keep-alive wait, 0 = no keep-alive */

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "app.h"
 #include "log.h"
+#include "loop.h"
 #include "pool.h"
 #include "reqid.h"
 #include "proxy.h"
@@ -176,7 +178,7 @@ static void on_graceful_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     drv_warn("graceful timeout: closing %zu connection(s) still busy",
              w->conns.n);
     w->forced = true;
-    ev_break(loop, EVBREAK_ALL);
+    drv_loop_break(loop);
 }
 
 /*
@@ -226,8 +228,10 @@ static void stop(struct drv_worker *w, bool close_idle, bool shutdown_all)
     }
     if (close_idle)
         drv_conns_close_idle(&w->conns);
+    /* A WebSocket has no end of its own to wait for. */
+    drv_conns_close_websockets(&w->conns);
     if (w->conns.n == 0) {
-        ev_break(w->loop, EVBREAK_ALL);
+        drv_loop_break(w->loop);
         return;
     }
     ev_timer_set(&w->graceful, w->settings->graceful_timeout, 0.0);
@@ -345,7 +349,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     }
     drv_info("%s: stopping now", s->signum == SIGINT ? "SIGINT" : "SIGQUIT");
     w->forced = true;
-    ev_break(loop, EVBREAK_ALL);
+    drv_loop_break(loop);
 }
 
 /* The parser's limits, from the settings (gunicorn's meanings). */
@@ -409,6 +413,13 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
     return 0;
 }
 
+int drv_worker_start_app(struct drv_worker *w, char *err, size_t errlen)
+{
+    if (!w->app || !w->app->ops->loop_start)
+        return 0;
+    return w->app->ops->loop_start(w->app, w->loop, err, errlen);
+}
+
 int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
                              size_t errlen)
 {
@@ -465,10 +476,17 @@ int drv_worker_run(struct drv_worker *w)
         ev_unref(w->loop); /* the beat alone does not keep the loop alive */
     }
 
-    ev_run(w->loop, 0);
+    if (w->app && w->app->ops->loop_run)
+        w->app->ops->loop_run(w->app, w->loop);
+    else
+        ev_run(w->loop, 0);
 
     drv_conns_close_all(&w->conns);
     drv_conns_reap(&w->conns);
+    /* The app's own loop winds down (ASGI lifespan shutdown) once no
+     * connection is left. */
+    if (w->app && w->app->ops->loop_stop)
+        w->app->ops->loop_stop(w->app, w->loop);
     /* After a forced stop, threads still in the app are left behind: the
      * process is about to exit (and unmaps the scoreboard first, so they
      * must no longer publish into it). */

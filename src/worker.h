@@ -84,6 +84,11 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                     struct drv_listener *listeners, size_t nlisteners,
                     struct drv_app *app, struct drv_accesslog *accesslog);
 
+/* Start an app that runs on a loop of its own (ASGI: its asyncio loop
+ * and lifespan startup) on the worker's loop. Nothing for other apps.
+ * Returns 0, or -1 with err filled: the worker cannot serve. */
+int drv_worker_start_app(struct drv_worker *w, char *err, size_t errlen);
+
 /* Start n app threads (--threads): from now on every app call runs on
  * them (see pool.h, conn.c). Returns 0, or -1 with err filled. */
 int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,

@@ -5,9 +5,10 @@
 set -eu
 
 # python3-flask is in build because `make run` serves examples/flask_hello.py.
-# libwslay-dev: WebSocket framing for ASGI apps.
+# libwslay-dev: WebSocket framing for ASGI apps; nettle-dev: the
+# handshake's SHA-1 and base64.
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
-       libsystemd-dev python3-dev libcmocka-dev python3-flask libwslay-dev"
+       libsystemd-dev python3-dev libcmocka-dev python3-flask libwslay-dev nettle-dev"
 # groff-base and man-db: the man page test renders build/drover.1 and
 # checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
