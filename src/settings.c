@@ -112,6 +112,23 @@ static const char *const interface_choices[] = {"auto", "wsgi", "asgi", NULL};
 static const char *const lifespan_choices[] = {"auto", "on", "off", NULL};
 static const char *const loop_choices[] = {"auto", "asyncio", "uvloop", NULL};
 
+/* uvloop is refused with its reason rather than left out of the choices:
+ * uvicorn users ask for it by name. */
+static int check_loop(const struct row *r, const char *text, char *err,
+                      size_t len)
+{
+    if (check_choice(r, text, err, len) != 0)
+        return -1;
+    if (strcmp(text, "uvloop") != 0)
+        return 0;
+    snprintf(err, len,
+             "uvloop is not supported: drover runs asyncio on a selector "
+             "that turns its own C event loop (where the network work "
+             "uvloop speeds up is done), and uvloop's loop takes no "
+             "selector; use asyncio (the default)");
+    return -1;
+}
+
 static int check_bind(const struct row *r, const char *text, char *err,
                       size_t len);
 static int check_env(const struct row *r, const char *text, char *err,
@@ -453,11 +470,12 @@ static const struct row rows[] = {
     {
         .name = "loop", .flags = {"--loop"}, .type = T_STRING,
         .def = "auto", .metavar = "auto|asyncio|uvloop",
-        .group = "Python", .off = OFF(loop), .check = check_choice,
+        .group = "Python", .off = OFF(loop), .check = check_loop,
         .choices = loop_choices,
-        .help = "The asyncio event loop an ASGI app's coroutines run on. "
-                "drover's C loop does the network work under either; "
-                "auto is asyncio.",
+        .help = "The event loop an ASGI app's coroutines run on: asyncio "
+                "(auto is asyncio), driven by drover's C loop, which does "
+                "the network work. uvloop is refused with the reason: its "
+                "loop cannot be driven that way.",
     },
     {
         .name = "ws_max_size", .flags = {"--ws-max-size"},
