@@ -11,7 +11,11 @@ WORK_DIR is laid out by run.sh:
                              version, cmd, setup, app, path, keepalive,
                              connections, app_threads,
                              rss_idle, rss_after = "KB NPROCS")
-    raw/NAME-roundN.txt      wrk --latency output of each measured round
+    raw/NAME-roundN.txt      wrk --latency output of each measured round (or
+                             bench/ws_load's, for a group whose client is
+                             ws_load: the same lines with "messages" for
+                             "requests", plus failed handshakes, bad echoes
+                             and ws_load's own CPU use)
     raw/NAME-roundN.starved  connections never accepted during the round
 
 Writes RESULTS_DIR/latest.json, RESULTS_DIR/latest.txt and a copy of the
@@ -44,15 +48,16 @@ def to_ms(text):
 
 
 def parse_wrk(text):
-    """The numbers we keep from one `wrk --latency` run, or None."""
-    rps = re.search(r"^Requests/sec:\s*([0-9.]+)", text, re.M)
+    """The numbers we keep from one `wrk --latency` (or bench/ws_load) run,
+    or None. For ws_load, "requests" are echoed messages."""
+    rps = re.search(r"^(?:Requests|Messages)/sec:\s*([0-9.]+)", text, re.M)
     if not rps:
         return None
     out = {"requests_per_sec": float(rps.group(1))}
     for pct in ("50", "75", "90", "99"):
         m = re.search(r"^\s*%s%%\s+(\S+)" % pct, text, re.M)
         out["p%s_ms" % pct] = to_ms(m.group(1)) if m else None
-    m = re.search(r"^\s*(\d+) requests in ([0-9.]+\w+)", text, re.M)
+    m = re.search(r"^\s*(\d+) (?:requests|messages) in ([0-9.]+\w+)", text, re.M)
     if m:
         out["requests"] = int(m.group(1))
         out["elapsed"] = m.group(2)
@@ -62,6 +67,15 @@ def parse_wrk(text):
     )
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     out["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    # ws_load only: WebSocket upgrades refused or malformed, echoes that did
+    # not match what was sent, and its own CPU use (% of its one core).
+    for key, label in (("failed_handshakes", "Failed handshakes"), ("bad_echoes", "Bad echoes")):
+        m = re.search(r"%s: (\d+)" % label, text)
+        if m:
+            out[key] = int(m.group(1))
+    m = re.search(r"^Client CPU: ([0-9.]+)%", text, re.M)
+    if m:
+        out["client_cpu_pct"] = float(m.group(1))
     return out
 
 
@@ -216,6 +230,11 @@ def fmt_table(header, rows, right):
     return [fmt_row(header), "  ".join("-" * w for w in widths).rstrip()] + [fmt_row(r) for r in rows]
 
 
+def is_ws(facts):
+    """The group is measured with bench/ws_load (WebSocket echo), not wrk."""
+    return facts.get("client") == "ws_load"
+
+
 def section_title(g, facts, members):
     app = members[0].get("app") or ""
     if app not in ("", "-", "hello.so"):
@@ -224,8 +243,28 @@ def section_title(g, facts, members):
         app = "examples/hello.so"
     if facts.get("sleep_ms"):
         app += " (sleeps %s ms per request)" % facts["sleep_ms"]
+    if is_ws(facts):
+        return "[%s] %s, ws_load -c%s: WebSocket echo of %s-byte text messages on %s" % (
+            g, app or "-", facts["connections"], facts.get("message_size") or "?",
+            members[0].get("path") or "/")
     return "[%s] %s, wrk -c%s GET %s" % (g, app or "-", facts["connections"],
                                           members[0].get("path") or "/")
+
+
+def ws_lines(g, members):
+    """What the numbers of a ws_load group mean, and ws_load's own CPU use:
+    near 100 % of its core, the client, not the server, sets the rate."""
+    lines = ["messages/s [%s]: echoes received per second, all clients together; p50/p99: "
+             "round trip from sending a message to its echo." % g]
+    cpu = [(s["name"], s.get("client_cpu_pct")) for s in members if s.get("client_cpu_pct") is not None]
+    if cpu:
+        lines.append("ws_load CPU [%s] (median round, of its one core): %s"
+                     % (g, ", ".join("%s %.0f%%" % (n, c) for n, c in cpu)))
+        busy = [n for n, c in cpu if c >= 90]
+        if busy:
+            lines.append("warning [%s]: ws_load used 90%% or more of its CPU for %s: the load "
+                         "generator may be what limits messages/s there" % (g, ", ".join(busy)))
+    return lines
 
 
 def goal_lines(g, facts, members, by_name):
@@ -269,16 +308,23 @@ def render(meta, groups, servers, by_name, ratios, rounds):
     """The printed table: one section per group, then notes."""
     timeout_ms = float(meta.get("wrk_timeout_ms") or 2000)
     lines = []
-    conns = sorted({facts["connections"] for facts in groups.values()}, key=int)
+    conns = sorted({facts["connections"] for facts in groups.values() if not is_ws(facts)}, key=int)
+    ws_conns = sorted({facts["connections"] for facts in groups.values() if is_ws(facts)}, key=int)
     pinned = meta.get("server_cpus") or meta.get("client_cpus")
+    clients = []
+    if conns:
+        clients.append("wrk --latency -t%s -c%s -d%s" % (meta["threads"], "/".join(conns), meta["duration"]))
+    if ws_conns:
+        clients.append("ws_load -c%s -d%s" % ("/".join(ws_conns), meta["duration"]))
+    client_names = " and ".join(c.split()[0] for c in clients)
     lines.append(
-        "drover bench  mode=%s  wrk --latency -t%s -c%s -d%s  median of %d round(s)  %s CPUs%s"
-        % (meta["mode"], meta["threads"], "/".join(conns), meta["duration"], rounds, meta["nproc"],
-           "" if pinned else " shared by wrk and servers")
+        "drover bench  mode=%s  %s  median of %d round(s)  %s CPUs%s"
+        % (meta["mode"], ", ".join(clients), rounds, meta["nproc"],
+           "" if pinned else " shared by %s and servers" % client_names)
     )
     if pinned:
-        lines.append("pinning: servers on CPUs %s, wrk on CPUs %s"
-                     % (meta.get("server_cpus") or "any", meta.get("client_cpus") or "any"))
+        lines.append("pinning: servers on CPUs %s, %s on CPUs %s"
+                     % (meta.get("server_cpus") or "any", client_names, meta.get("client_cpus") or "any"))
     notes = []
     any_plain = any_vs = False
     for g, facts in groups.items():
@@ -303,11 +349,17 @@ def render(meta, groups, servers, by_name, ratios, rounds):
                                 ", ".join(names)))
         else:
             any_plain = True
-            lines.extend(fmt_table(HEADER, [row(s, timeout_ms) for s in members], RIGHT))
+            header = list(HEADER)
+            if is_ws(facts):
+                header[3] = "messages/s"
+                header[8] = "ratio msg/s"
+                notes.extend(ws_lines(g, members))
+            lines.extend(fmt_table(tuple(header), [row(s, timeout_ms) for s in members], RIGHT))
     lines.append("")
     if any_plain:
-        lines.append("ratio = reference (drover) / server: req/s > 1 means drover is faster; "
-                     "p99 < 1 means drover's p99 is lower.")
+        lines.append("ratio = reference (drover) / server: %s > 1 means drover is faster; "
+                     "p99 < 1 means drover's p99 is lower."
+                     % ("req/s (msg/s)" if any(is_ws(f) for f in groups.values()) else "req/s"))
     if any_vs:
         lines.append("timeouts: responses slower than wrk's %s timeout; wrk counts them in "
                      "requests/s but leaves them out of its percentiles (p99 shows >%s when they "
@@ -323,11 +375,13 @@ def render(meta, groups, servers, by_name, ratios, rounds):
                      "and latency describe only the connections that were served.")
     lines.extend(notes)
     for key, v in ratios.items():
-        line = "%s: requests/s %s, p99 %s" % (key, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"]))
+        peer = by_name.get(key.split("/", 1)[1])
+        unit = "messages/s" if peer and is_ws(groups.get(peer["group"], {})) else "requests/s"
+        line = "%s: %s %s, p99 %s" % (key, unit, fmt_ratio(v["requests_per_sec"]), fmt_ratio(v["p99"]))
         spread = v.get("per_round", {})
         if spread.get("rounds", 0) > 1:
-            line += "; per round (%d): requests/s %s, p99 %s" % (
-                spread["rounds"], fmt_spread(spread["requests_per_sec"]), fmt_spread(spread["p99"]))
+            line += "; per round (%d): %s %s, p99 %s" % (
+                spread["rounds"], unit, fmt_spread(spread["requests_per_sec"]), fmt_spread(spread["p99"]))
         lines.append(line)
     for s in servers:
         if s["status"] == "skipped":
@@ -383,7 +437,8 @@ def main():
             ok = [x for x in runs if x]
             if len(ok) < len(runs) and s["status"] == "ok":
                 s["status"] = "failed"
-                s["note"] = "wrk produced no result in %d of %d rounds" % (len(runs) - len(ok), len(runs))
+                s["note"] = "%s produced no result in %d of %d rounds" % (
+                    groups[s["group"]].get("client") or "wrk", len(runs) - len(ok), len(runs))
             s["rounds"] = runs
             s["requests_per_sec"] = median(x["requests_per_sec"] for x in ok)
             s["p50_ms"] = median(x["p50_ms"] for x in ok)
@@ -405,7 +460,9 @@ def main():
                        for r in range(1, rounds + 1)]
             starved = [int(x) for x in starved if x.isdigit()]
             s["starved_connections"] = median(starved) if starved else None
-            s["errors"] = sum(sum(x["socket_errors"].values()) + x["non_2xx_3xx"] for x in ok)
+            s["errors"] = sum(sum(x["socket_errors"].values()) + x["non_2xx_3xx"]
+                              + x.get("failed_handshakes", 0) + x.get("bad_echoes", 0) for x in ok)
+            s["client_cpu_pct"] = median(x.get("client_cpu_pct") for x in ok)
             s["rss_kb_idle"], s["processes"] = rss_pair(p("rss_idle"))
             s["rss_kb_after"], n = rss_pair(p("rss_after"))
             s["processes"] = n or s["processes"]
@@ -470,6 +527,9 @@ def main():
             "rounds": rounds,
             "aggregate": "median",
         },
+        "ws_load": ({"binary": meta.get("ws_load"), "libraries": meta.get("ws_load_libs"),
+                     "duration": meta["duration"], "warmup": meta["warmup"], "rounds": rounds,
+                     "aggregate": "median"} if meta.get("ws_load") else None),
         "pinning": {"server_cpus": meta.get("server_cpus") or None, "client_cpus": meta.get("client_cpus") or None},
         "python_workers": int(meta.get("workers") or 0) or None,
         "groups": groups,
@@ -481,6 +541,8 @@ def main():
         for k in ("sleep_ms", "goal_vs", "goal_ideal"):
             if k in facts:
                 facts[k] = float(facts[k])
+        if "message_size" in facts:
+            facts["message_size"] = int(facts["message_size"])
     for s in servers:
         for k in ("requests_per_sec", "ok_requests_per_sec", "ideal_rps"):
             if s.get(k) is not None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/run.sh: benchmark drover against peer servers with wrk, on loopback.
+# bench/run.sh: benchmark drover against peer servers with wrk (and, for
+# WebSocket, bench/ws_load), on loopback.
 #
-#   bench/run.sh [native|wsgi|flask|python|blocking|all|PEER...]   (default: native)
+#   bench/run.sh [native|wsgi|flask|python|blocking|asgi|all|PEER...]   (default: native)
 #
 #   native    drover (build/examples/hello.so) vs nginx (return 200)
 #   wsgi      bench/apps/hello_wsgi.py on drover, gunicorn (sync and gthread),
@@ -14,6 +15,15 @@
 #             2 x 8, gunicorn gthread 2 x 8, uWSGI 2 x 8, waitress 16 threads;
 #             wrk -c 64; reports timeouts, the ratio to gthread and the
 #             fraction of the ideal (app threads / sleep)
+#   asgi      asgi_hello + asgi_fastapi + asgi_ws in one run: drover vs
+#             uvicorn (uvloop, httptools) vs hypercorn (uvloop), 2 workers each:
+#     asgi_hello    bench/apps/asgi_hello.py, a raw ASGI 3 hello, wrk on GET /
+#     asgi_fastapi  bench/apps/asgi_fastapi.py, FastAPI, wrk on GET /json
+#     asgi_ws       bench/apps/asgi_echo.py, WebSocket echo: bench/ws_load
+#                   (built from bench/ws_load.c with libwslay and libev into
+#                   the temp dir) with BENCH_WS_CLIENTS clients, each sending
+#                   a text message and waiting for its echo, in a loop;
+#                   reports messages/s and round-trip p50/p99
 #   all       every group
 #   PEER...   any peer name from PEER_TABLE below (drover, nginx, drover_wsgi,
 #             gunicorn, gunicorn_gthread_flask, ...)
@@ -32,13 +42,17 @@
 #                           BENCH_WORKERS x this, in its one process)
 #   BENCH_BLOCKING_CONNECTIONS [64]  wrk -c in blocking
 #   BENCH_SLEEP_MS [50]     how long sleep_wsgi sleeps per request
+#   BENCH_WS_CLIENTS [50]   WebSocket clients in asgi_ws (ws_load -c)
+#   BENCH_WS_MESSAGE_SIZE [16]  bytes per text message in asgi_ws
+#   BENCH_WS_LOAD [build into the temp dir]  a prebuilt bench/ws_load; CC [cc]
 #   BENCH_SERVER_CPUS [0], BENCH_CLIENT_CPUS [1]  taskset -c lists; these
 #                           defaults (and BENCH_THREADS 1) apply with 2+ CPUs
 #                           when both are unset; both empty: no pinning
+#                           (the client list pins wrk and ws_load alike)
 #   BENCH_PEERS_DIR [../shared/peers]  prebuilt bjoern and fastwsgi, runners
 #   BENCH_RESULTS_DIR [bench/results]     BENCH_KEEP_WORK=1 keeps the temp dir
 #   DROVER [build/drover]   BENCH_HELLO_SO [build/examples/hello.so]
-#   BENCH_PYTHON [/usr/bin/python3]  (the interpreter gunicorn etc. run on)
+#   BENCH_PYTHON [/usr/bin/python3]  (the interpreter gunicorn, uvicorn etc. run on)
 # See bench/README.md.
 set -euo pipefail
 set +m   # no job control: background servers stay out of our process group
@@ -58,6 +72,9 @@ GTHREAD_THREADS=${BENCH_GTHREAD_THREADS:-4}
 BLOCKING_THREADS=${BENCH_BLOCKING_THREADS:-8}
 BLOCKING_CONNECTIONS=${BENCH_BLOCKING_CONNECTIONS:-64}
 SLEEP_MS=${BENCH_SLEEP_MS:-50}
+WS_CLIENTS=${BENCH_WS_CLIENTS:-50}
+WS_MESSAGE_SIZE=${BENCH_WS_MESSAGE_SIZE:-16}
+WS_LOAD=${BENCH_WS_LOAD:-}   # empty: built from bench/ws_load.c when asgi_ws runs
 # Servers on CPU 0, wrk (one thread) on CPU 1, as bench/ab.sh does: the
 # client no longer takes CPU from the server under test, which keeps
 # run-to-run noise low. Only when the caller set neither variable.
@@ -93,6 +110,9 @@ positive "$GTHREAD_THREADS" BENCH_GTHREAD_THREADS
 positive "$BLOCKING_THREADS" BENCH_BLOCKING_THREADS
 positive "$BLOCKING_CONNECTIONS" BENCH_BLOCKING_CONNECTIONS
 positive "$SLEEP_MS" BENCH_SLEEP_MS
+positive "$WS_CLIENTS" BENCH_WS_CLIENTS
+positive "$WS_MESSAGE_SIZE" BENCH_WS_MESSAGE_SIZE
+[ "$WS_MESSAGE_SIZE" -le 4096 ] || die "BENCH_WS_MESSAGE_SIZE must be at most 4096"
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "BENCH_CONNECTIONS must be >= BENCH_THREADS"
 [ "$BLOCKING_CONNECTIONS" -ge "$THREADS" ] || die "BENCH_BLOCKING_CONNECTIONS must be >= BENCH_THREADS"
 export BENCH_SLEEP_MS=$SLEEP_MS   # read by bench/apps/sleep_wsgi.py in every server
@@ -106,7 +126,8 @@ export BENCH_SLEEP_MS=$SLEEP_MS   # read by bench/apps/sleep_wsgi.py in every se
 #   path     the URL wrk loads (every app also answers GET / with the hello
 #            body, which is checked before measuring)
 #   threads  app threads of each worker process (waitress: of its one
-#            process), given on its command line; - where it has none (nginx)
+#            process), given on its command line; - where it has none (nginx);
+#            1 for the ASGI servers (one event loop per worker)
 PEER_TABLE="
 drover                  native    drover           drover_native     hello.so    /      1
 nginx                   native    drover           nginx             -           /      -
@@ -130,31 +151,46 @@ drover_blocking         blocking  drover_blocking  drover_py         sleep_wsgi 
 gunicorn_blocking       blocking  drover_blocking  gunicorn_gthread  sleep_wsgi  /      $BLOCKING_THREADS
 waitress_blocking       blocking  drover_blocking  waitress          sleep_wsgi  /      $((WORKERS * BLOCKING_THREADS))
 uwsgi_blocking          blocking  drover_blocking  uwsgi_close       sleep_wsgi  /      $BLOCKING_THREADS
+drover_asgi             asgi_hello    drover_asgi     drover_asgi  asgi_hello    /      1
+uvicorn                 asgi_hello    drover_asgi     uvicorn      asgi_hello    /      1
+hypercorn               asgi_hello    drover_asgi     hypercorn    asgi_hello    /      1
+drover_fastapi          asgi_fastapi  drover_fastapi  drover_asgi  asgi_fastapi  /json  1
+uvicorn_fastapi         asgi_fastapi  drover_fastapi  uvicorn      asgi_fastapi  /json  1
+hypercorn_fastapi       asgi_fastapi  drover_fastapi  hypercorn    asgi_fastapi  /json  1
+drover_ws               asgi_ws       drover_ws       drover_asgi  asgi_echo     /ws    1
+uvicorn_ws              asgi_ws       drover_ws       uvicorn      asgi_echo     /ws    1
+hypercorn_ws            asgi_ws       drover_ws       hypercorn    asgi_echo     /ws    1
 "
 
 # Groups, in the order "all" runs them. One line per group:
 #   group        the name that selects its peers (bench/run.sh GROUP)
-#   connections  wrk -c for its peers
+#   connections  wrk -c (ws_load -c) for its peers
 #   baseline     the peer every other one is compared with in the "vs" column
 #                (requests/s answered in time over the baseline's), or -
 #   sleep_ms     how long its app sleeps per request, or -: then the report
 #                shows the fraction of the ideal, app threads / sleep
 #   goal_vs      the ref peer's "vs" figure that the group's issue asks for, or -
 #   goal_ideal   the ref peer's fraction of the ideal asked for, or -
+#   client       the load generator: wrk (HTTP requests on the peer's path)
+#                or ws_load (WebSocket echo on the peer's path)
 GROUP_TABLE="
-native    $CONNECTIONS           -                  -          -     -
-wsgi      $CONNECTIONS           -                  -          -     -
-flask     $CONNECTIONS           -                  -          -     -
-blocking  $BLOCKING_CONNECTIONS  gunicorn_blocking  $SLEEP_MS  1.10  0.95
+native        $CONNECTIONS           -                  -          -     -     wrk
+wsgi          $CONNECTIONS           -                  -          -     -     wrk
+flask         $CONNECTIONS           -                  -          -     -     wrk
+blocking      $BLOCKING_CONNECTIONS  gunicorn_blocking  $SLEEP_MS  1.10  0.95  wrk
+asgi_hello    $CONNECTIONS           -                  -          -     -     wrk
+asgi_fastapi  $CONNECTIONS           -                  -          -     -     wrk
+asgi_ws       $WS_CLIENTS            -                  -          -     -     ws_load
 "
 
 peer_field() {  # peer_field NAME COLUMN (2 group, 3 ref, 4 kind, 5 app, 6 path, 7 threads)
     awk -v n="$1" -v c="$2" '$1 == n { print $c }' <<<"$PEER_TABLE"
 }
-group_field() {  # group_field GROUP COLUMN (2 connections, 3 baseline, 4 sleep_ms, 5 goal_vs, 6 goal_ideal)
+group_field() {  # group_field GROUP COLUMN (2 connections, 3 baseline, 4 sleep_ms, 5 goal_vs, 6 goal_ideal, 7 client)
     awk -v g="$1" -v c="$2" '$1 == g { print $c }' <<<"$GROUP_TABLE"
 }
 peer_threads() { peer_field "$1" 7; }
+peer_client() { group_field "$(peer_field "$1" 2)" 7; }   # wrk or ws_load
 
 # peer_call NAME ACTION: run peer_KIND_ACTION NAME APP if it is defined
 # (status 127 when it is not).
@@ -167,7 +203,7 @@ peer_call() {
 peer_has() { declare -F "peer_$(peer_field "$1" 4)_$2" >/dev/null; }
 
 # ---------------------------------------------------------------- arguments
-usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 [ $# -eq 0 ] && set -- native
 MODE=$*
 SELECTED=()
@@ -182,6 +218,7 @@ for arg in "$@"; do
     all) mapfile -t all_groups < <(awk 'NF { print $1 }' <<<"$GROUP_TABLE")
          for g in "${all_groups[@]}"; do select_group "$g"; done ;;
     python) select_group wsgi; select_group flask ;;
+    asgi) select_group asgi_hello; select_group asgi_fastapi; select_group asgi_ws ;;
     *)  arg=${arg//-/_}
         if [ -n "$(group_field "$arg" 1)" ]; then
             select_group "$arg"                           # a group: native, wsgi, ...
@@ -457,6 +494,85 @@ peer_fastwsgi_start() {
     setp "$1" setup "$WORKERS workers, SO_REUSEPORT each"
 }
 
+# ASGI peers (groups asgi_hello, asgi_fastapi, asgi_ws): W worker processes,
+# one event loop each, the same app module from bench/apps on PYTHONPATH.
+# asgi_check APP: $PY can import the app (FastAPI for asgi_fastapi).
+asgi_check() {
+    PYTHONPATH="$APPS" "$PY" -c "import $1" 2>/dev/null || {
+        echo "$PY cannot import $1 (FastAPI: python3-fastapi)"; return 1; }
+}
+
+# drover serving an ASGI app: master + W workers, --interface asgi (drover
+# also detects it; given so that a build without ASGI support fails at once
+# instead of serving the app as WSGI). Only the binary is checked first: a
+# drover that cannot serve ASGI fails to start, and the report says why
+# (its last log line) as a FAILED row, while the other peers run.
+peer_drover_asgi_check() {
+    [ -x "$DROVER" ] || { echo "$DROVER missing; build it: cmake -S . -B build && cmake --build build -j2"; return 1; }
+    asgi_check "$2"
+}
+peer_drover_asgi_version() { peer_drover_native_version; }
+peer_drover_asgi_start() {
+    start_bg "$1" env PYTHONPATH="$APPS" "$DROVER" --workers "$WORKERS" --bind 127.0.0.1:0 \
+        --interface asgi "$2:app"
+    setp "$1" setup "$WORKERS workers, preload"
+    setp "$1" app_threads "$WORKERS"
+    PORT[$1]=$(wait_log_port "$1") || return 1
+}
+
+# uvicorn (Debian 0.17.6) at its fastest: uvloop event loop, httptools HTTP
+# parser, the websockets library for WebSocket (what --ws auto picks when it
+# is installed; said so that a missing one fails instead of falling back to
+# wsproto), no access log, W workers under its multiprocess supervisor.
+# --log-level warning: no per-connection "WebSocket ... [accepted]" lines.
+peer_uvicorn_check() {
+    "$PY" -c 'import uvicorn, uvloop, httptools, websockets' 2>/dev/null || {
+        echo "uvicorn, uvloop, httptools or websockets not importable by $PY (uvicorn python3-uvloop python3-httptools python3-websockets)"
+        return 1; }
+    asgi_check "$2"
+}
+peer_uvicorn_version() {
+    "$PY" -c 'from importlib.metadata import version as v
+print("uvicorn %s (uvloop %s, httptools %s, websockets %s)" % tuple(v(m) for m in ("uvicorn", "uvloop", "httptools", "websockets")))' 2>/dev/null || echo uvicorn
+}
+peer_uvicorn_start() {
+    PORT[$1]=$(free_port)
+    start_bg "$1" env PYTHONPATH="$APPS" "$PY" -m uvicorn --host 127.0.0.1 --port "${PORT[$1]}" \
+        --workers "$WORKERS" --loop uvloop --http httptools --ws websockets \
+        --no-access-log --log-level warning "$2:app"
+    if [ "$(peer_client "$1")" = ws_load ]; then
+        setp "$1" setup "$WORKERS workers, uvloop + websockets"
+    else
+        setp "$1" setup "$WORKERS workers, uvloop + httptools"
+    fi
+    setp "$1" app_threads "$WORKERS"
+}
+
+# hypercorn (Debian 0.13): W workers with the uvloop worker class (-k uvloop,
+# its fastest; the others are asyncio and trio); no access log (its
+# default). HTTP/1.1 is h11 and WebSocket wsproto, both pure Python: it has
+# no faster parser to choose.
+peer_hypercorn_check() {
+    "$PY" -c 'import hypercorn, uvloop' 2>/dev/null || {
+        echo "hypercorn or uvloop not importable by $PY (python3-hypercorn python3-uvloop)"; return 1; }
+    asgi_check "$2"
+}
+peer_hypercorn_version() {
+    "$PY" -c 'from importlib.metadata import version as v
+print("hypercorn %s (uvloop %s, h11 %s, wsproto %s)" % tuple(v(m) for m in ("hypercorn", "uvloop", "h11", "wsproto")))' 2>/dev/null || echo hypercorn
+}
+peer_hypercorn_start() {
+    PORT[$1]=$(free_port)
+    start_bg "$1" env PYTHONPATH="$APPS" "$PY" -m hypercorn --bind "127.0.0.1:${PORT[$1]}" \
+        --workers "$WORKERS" --worker-class uvloop "$2:app"
+    if [ "$(peer_client "$1")" = ws_load ]; then
+        setp "$1" setup "$WORKERS workers, uvloop + wsproto"
+    else
+        setp "$1" setup "$WORKERS workers, uvloop + h11"
+    fi
+    setp "$1" app_threads "$WORKERS"
+}
+
 # -------------------------------------------------------------------- run
 dur_ms() {  # milliseconds in a wrk duration (500ms, 10s, 1m, 30)
     case $1 in
@@ -491,7 +607,7 @@ setm loadavg_before "$LOADAVG"
 setm wrk_timeout_ms 2000   # wrk's default --timeout, which we keep
 
 # The selected groups, in order, with their facts for the report; CONN_DESC
-# says which wrk -c each one gets ("50", or "50 (wsgi), 64 (blocking)").
+# says which wrk -c each wrk group gets ("50", or "50 (wsgi), 64 (blocking)").
 GROUPS_RUN=()
 for name in "${PEERS[@]}"; do
     g=$(peer_field "$name" 2)
@@ -500,13 +616,15 @@ done
 CONN_DESC=
 for g in "${GROUPS_RUN[@]}"; do
     setg "$g" connections "$(group_field "$g" 2)"
+    setg "$g" client "$(group_field "$g" 7)"
+    [ "$(group_field "$g" 7)" != ws_load ] || setg "$g" message_size "$WS_MESSAGE_SIZE"
     for key in 3:baseline 4:sleep_ms 5:goal_vs 6:goal_ideal; do
         v=$(group_field "$g" "${key%%:*}")
         [ "$v" = - ] || setg "$g" "${key#*:}" "$v"
     done
-    CONN_DESC+="${CONN_DESC:+, }$(group_field "$g" 2) ($g)"
+    [ "$(group_field "$g" 7)" != wrk ] || CONN_DESC+="${CONN_DESC:+, }$(group_field "$g" 2) ($g)"
 done
-[ ${#GROUPS_RUN[@]} -gt 1 ] || CONN_DESC=$(group_field "${GROUPS_RUN[0]}" 2)
+case $CONN_DESC in *", "*) ;; *) CONN_DESC=${CONN_DESC% (*} ;; esac   # one group: just "50"
 setm groups "${GROUPS_RUN[*]}"
 
 say "mode: $MODE; peers: ${PEERS[*]}"
@@ -514,11 +632,71 @@ case ${LOADAVG%% *} in 0.[0-4]*|"") ;;
 *) say "warning: load average is $LOADAVG before starting; other work (or a run that just ended) is using the CPUs; expect noise" ;;
 esac
 if [ -n "$SERVER_CPUS$CLIENT_CPUS" ]; then
-    cpus="servers on CPUs ${SERVER_CPUS:-any}, wrk on CPUs ${CLIENT_CPUS:-any} (of $(nproc))"
+    cpus="servers on CPUs ${SERVER_CPUS:-any}, clients on CPUs ${CLIENT_CPUS:-any} (of $(nproc))"
 else
     cpus="$(nproc) CPUs shared by client and servers"
 fi
-say "wrk --latency -t $THREADS -c $CONN_DESC -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $cpus"
+if [ -n "$CONN_DESC" ]; then
+    say "wrk --latency -t $THREADS -c $CONN_DESC -d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $cpus"
+else
+    say "-d $DURATION, $ROUNDS round(s) each, warm-up $WARMUP; $cpus"
+fi
+
+# bench/ws_load (the WebSocket client of asgi_ws): built into the temp dir
+# when a selected group uses it, unless BENCH_WS_LOAD names a built one.
+# If it cannot be had, those groups' peers are skipped with the reason.
+WS_LOAD_ERR=
+need_ws_load=0
+for name in "${PEERS[@]}"; do
+    [ "$(peer_client "$name")" != ws_load ] || need_ws_load=1
+done
+if [ "$need_ws_load" = 1 ]; then
+    if [ -n "$WS_LOAD" ]; then
+        [ -x "$WS_LOAD" ] || WS_LOAD_ERR="BENCH_WS_LOAD=$WS_LOAD is not an executable"
+    else
+        WS_LOAD=$WORK/ws_load
+        if ! "${CC:-cc}" -O2 -Wall -o "$WS_LOAD" "$BENCH_DIR/ws_load.c" -lwslay -lev \
+            >"$WORK/ws_load-build.log" 2>&1; then
+            sed 's/^/    /' "$WORK/ws_load-build.log" >&2
+            WS_LOAD_ERR="bench/ws_load.c did not build (it needs ${CC:-cc}, libwslay-dev and libev-dev: tools/install-deps.sh bench)"
+        fi
+    fi
+    if [ -n "$WS_LOAD_ERR" ]; then
+        say "$WS_LOAD_ERR"
+    else
+        setm ws_load "$WS_LOAD"
+        setm ws_load_libs "libwslay $(dpkg-query -W -f '${Version}' libwslay1 2>/dev/null || echo '?'), libev $(dpkg-query -W -f '${Version}' libev4 2>/dev/null || echo '?')"
+        say "ws_load -c $WS_CLIENTS -d $DURATION, $WS_MESSAGE_SIZE-byte text messages, echo round trips ($WS_LOAD)"
+    fi
+fi
+
+# ws_url NAME: the WebSocket URL of a peer.
+ws_url() { echo "ws://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)"; }
+
+# client_check NAME: a ws_load peer must complete the handshake and echo
+# (one client, 3 messages); prints why not. Other peers pass.
+client_check() {
+    local out
+    [ "$(peer_client "$1")" = ws_load ] || return 0
+    if ! out=$("$WS_LOAD" -c 1 -n 3 -d 5s "$(ws_url "$1")" 2>&1); then
+        echo "the WebSocket echo check (ws_load -c 1 -n 3 $(ws_url "$1")) failed:" \
+            "$(grep -E 'messages in|errors|handshakes|echoes|ws_load:' <<<"$out" | tr -s ' \n' ' ')"
+        return 1
+    fi
+}
+
+# start_failure NAME WHAT: why a peer did not come up, for the report. A
+# server that exited says so with the last line of its log (e.g. an
+# option its build does not know).
+start_failure() {
+    local last
+    if [ -n "${PID[$1]:-}" ] && ! alive "${PID[$1]}"; then
+        last=$(sed '/^[[:space:]]*$/d' "$WORK/$1.log" 2>/dev/null | tail -n 1 | cut -c 1-240)
+        echo "exited during start-up${last:+: $last}"
+    else
+        echo "$2"
+    fi
+}
 
 RUNNING=()
 FAILED=0
@@ -528,6 +706,12 @@ for name in "${PEERS[@]}"; do
     setp "$name" app "$(peer_field "$name" 5)"
     setp "$name" path "$(peer_field "$name" 6)"
     setp "$name" connections "$(group_field "$(peer_field "$name" 2)" 2)"
+    if [ "$(peer_client "$name")" = ws_load ] && [ -n "$WS_LOAD_ERR" ]; then
+        say "skipping $name: $WS_LOAD_ERR"
+        setp "$name" status skipped
+        setp "$name" note "$WS_LOAD_ERR"
+        continue
+    fi
     if peer_has "$name" check; then
         if ! why=$(peer_call "$name" check 2>&1); then
             say "skipping $name: $why"
@@ -538,20 +722,36 @@ for name in "${PEERS[@]}"; do
     fi
     setp "$name" version "$(peer_call "$name" version 2>/dev/null || true)"
     path=$(peer_field "$name" 6)
-    if peer_call "$name" start && wait_ready "$name" &&
-        fetch "http://127.0.0.1:${PORT[$name]}$path" >/dev/null; then
-        say "$name: pid ${PID[$name]}, http://127.0.0.1:${PORT[$name]}$path"
+    why=
+    if ! peer_call "$name" start; then
+        why=$(start_failure "$name" "did not start")
+    elif ! wait_ready "$name"; then
+        why=$(start_failure "$name" "did not answer GET / with '$EXPECTED_BODY'")
+    elif ! fetch "http://127.0.0.1:${PORT[$name]}$path" >/dev/null; then
+        why=$(start_failure "$name" "did not answer GET $path with 2xx")
+    elif ! why=$(client_check "$name"); then
+        why=$(start_failure "$name" "$why")
+    else
+        why=
+    fi
+    if [ -z "$why" ]; then
+        if [ "$(peer_client "$name")" = ws_load ]; then
+            say "$name: pid ${PID[$name]}, $(ws_url "$name")"
+            setp "$name" keepalive "-"   # one WebSocket connection per client, kept
+        else
+            say "$name: pid ${PID[$name]}, http://127.0.0.1:${PORT[$name]}$path"
+            setp "$name" keepalive "$(keepalive "${PORT[$name]}" "$path")"
+        fi
         setp "$name" status ok
         setp "$name" port "${PORT[$name]}"
-        setp "$name" keepalive "$(keepalive "${PORT[$name]}" "$path")"
         setp "$name" rss_idle "$(rss "$name")"
         RUNNING+=("$name")
     else
-        say "$name failed to start; its log:"
+        say "$name failed to start ($why); its log:"
         sed 's/^/    /' "$WORK/$name.log" >&2 2>/dev/null || true
         peer_call "$name" logs 2>/dev/null | sed 's/^/    /' >&2 || true
         setp "$name" status failed
-        setp "$name" note "did not start, or did not answer GET / with '$EXPECTED_BODY' and GET $path with 2xx"
+        setp "$name" note "$why"
         FAILED=1
         stop_peer "$name"
     fi
@@ -562,17 +762,25 @@ if [ ${#RUNNING[@]} -gt 0 ]; then
     say "measuring ${RUNNING[*]}: about ${est}s"
 fi
 
-# run_wrk NAME DURATION OUTFILE [STARVED-FILE]. wrk runs in the background
-# and we `wait` for it, so that a signal to this script runs the trap at once.
+# run_load NAME DURATION OUTFILE [STARVED-FILE]: the peer's load generator,
+# pinned to the client CPUs: wrk, or ws_load for a WebSocket group (its
+# output has the wrk lines report.py reads). It runs in the background and
+# we `wait` for it, so that a signal to this script runs the trap at once
+# (WRK_PID, which bench_cleanup stops, is whichever client runs).
 # With STARVED-FILE, the connections that sit unaccepted in the listen queue
 # at both 30 % and 70 % of the run (the same client ports: never served in
 # between) are counted into it.
 WRK_PID=
-run_wrk() {
+run_load() {
     local rc=0 ms a b conns
     conns=$(group_field "$(peer_field "$1" 2)" 2)
-    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$conns" -d "$2" \
-        "http://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)" </dev/null >"$3" 2>&1 9>&- &
+    if [ "$(peer_client "$1")" = ws_load ]; then
+        ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WS_LOAD" -c "$conns" -d "$2" -s "$WS_MESSAGE_SIZE" \
+            "$(ws_url "$1")" </dev/null >"$3" 2>&1 9>&- &
+    else
+        ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$conns" -d "$2" \
+            "http://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)" </dev/null >"$3" 2>&1 9>&- &
+    fi
     WRK_PID=$!
     if [ -n "${4:-}" ] && [ "$HAVE_SS" = 1 ]; then
         ms=$(dur_ms "$2")
@@ -589,7 +797,7 @@ run_wrk() {
 
 mkdir -p "$WORK/raw"
 for name in ${RUNNING[@]+"${RUNNING[@]}"}; do
-    run_wrk "$name" "$WARMUP" "$WORK/raw/$name-warmup.txt" || say "$name: warm-up wrk failed"
+    run_load "$name" "$WARMUP" "$WORK/raw/$name-warmup.txt" || say "$name: warm-up $(peer_client "$name") failed"
 done
 for ((r = 1; r <= ROUNDS; r++)); do
     order=(${RUNNING[@]+"${RUNNING[@]}"})
@@ -604,11 +812,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
             echo "server died" >"$out"
             continue
         fi
-        run_wrk "$name" "$DURATION" "$out" "$WORK/raw/$name-round$r.starved" ||
-            say "$name: wrk exited $? in round $r"
-        errs=$(grep -E 'Socket errors|Non-2xx' "$out" | tr -s ' \n' ' ' || true)
+        run_load "$name" "$DURATION" "$out" "$WORK/raw/$name-round$r.starved" ||
+            say "$name: $(peer_client "$name") exited $? in round $r"
+        errs=$(grep -E 'Socket errors|Non-2xx|Failed handshakes|Bad echoes' "$out" |
+            sed 's/^[[:space:]]*//' | paste -sd ';' - | sed 's/;/; /g' || true)
         starved=$(cat "$WORK/raw/$name-round$r.starved" 2>/dev/null || true)
-        say "round $r/$ROUNDS $name: $(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$out") req/s, p99 $(awk '$1 == "99%" { print $2 }' "$out")${errs:+; $errs}${starved:+; starved $starved}"
+        if [ "$(peer_client "$name")" = ws_load ]; then
+            rate="$(sed -n 's/^Messages\/sec:[[:space:]]*//p' "$out") msg/s"
+            errs+="${errs:+; }ws_load CPU $(sed -n 's/^Client CPU: \([0-9.]*%\).*/\1/p' "$out")"
+        else
+            rate="$(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$out") req/s"
+        fi
+        say "round $r/$ROUNDS $name: $rate, p99 $(awk '$1 == "99%" { print $2 }' "$out")${errs:+; $errs}${starved:+; starved $starved}"
     done
 done
 for name in ${RUNNING[@]+"${RUNNING[@]}"}; do
