@@ -29,7 +29,8 @@
  * A request: conn.c calls begin() once the request (body included:
  * bodies past --body-buffer-size wait in a temporary file) is complete.
  * begin builds the scope, creates receive and send bound to a struct
- * asgi_ex, and schedules app(scope, receive, send) as a Task. receive()
+ * asgi_ex, and schedules app(scope, receive, send) as a Task (inside the
+ * glue's run_app, which reports how the app ended). receive()
  * hands out the body in chunks of at most BODY_CHUNK bytes, then waits
  * for the end: http.disconnect once the client is gone or the response
  * is complete. send() writes into the connection's response (response.h)
@@ -69,6 +70,16 @@ static const char glue[] =
     "import asyncio, inspect, selectors, sys\n"
     "class ClientDisconnected(OSError):\n"
     "    'The client went away: a send() cannot reach it.'\n"
+    "async def run_app(app, scope, receive, send, done):\n"
+    "    'One request: done(None) or done(exception) when the app ends.'\n"
+    "    try:\n"
+    "        await app(scope, receive, send)\n"
+    "    except BaseException as e:\n"
+    "        done(e)\n"
+    "        if not isinstance(e, Exception):\n"
+    "            raise\n"
+    "    else:\n"
+    "        done(None)\n"
     "def asgi_kind(app):\n"
     "    '3: an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0: neither.'\n"
     "    isco = asyncio.iscoroutinefunction\n"
@@ -214,8 +225,13 @@ struct asgi_worker {
     ev_timer wait;        /* select()'s timeout */
     bool inner_ready;
     PyObject *worker;     /* the glue's Worker */
-    PyObject *create_task, *create_future; /* the asyncio loop's, bound */
+    PyObject *aloop;      /* the asyncio loop */
+    PyObject *create_future; /* the asyncio loop's, bound */
+    PyObject *task_type;  /* asyncio.Task */
+    PyObject *run_app;    /* the glue's run_app */
+    PyObject *loop_kw;    /* ("loop",) */
     PyObject *state;      /* lifespan state (dict), or NULL */
+    bool dev;             /* --dev: a failure's 500 shows the traceback */
 };
 
 static struct asgi_worker aw;
@@ -226,8 +242,7 @@ static struct {
         *bytes, *code, *reason, *subprotocol, *message;
     PyObject *http_request, *http_disconnect;
     PyObject *ws_connect, *ws_receive, *ws_disconnect;
-    PyObject *set_result, *set_exception, *done, *add_done_callback,
-        *cancelled, *exception;
+    PyObject *set_result, *set_exception, *done;
     PyObject *empty_bytes;
     PyObject *scope_keys[16];
     PyObject *http10, *http11, *http_str, *https_str, *ws_str, *wss_str,
@@ -270,8 +285,7 @@ static int make_constants(void)
     I(ws_connect, "websocket.connect"); I(ws_receive, "websocket.receive");
     I(ws_disconnect, "websocket.disconnect");
     I(set_result, "set_result"); I(set_exception, "set_exception");
-    I(done, "done"); I(add_done_callback, "add_done_callback");
-    I(cancelled, "cancelled"); I(exception, "exception");
+    I(done, "done");
     I(http10, "1.0"); I(http11, "1.1"); I(http_str, "http");
     I(https_str, "https"); I(ws_str, "ws"); I(wss_str, "wss");
     I(websocket_str, "websocket"); I(empty_str, "");
@@ -702,31 +716,31 @@ static PyObject *ex_send(PyObject *self, PyObject *msg)
     return r;
 }
 
-/* ---- the task's end ---- */
+/* ---- the app's end ---- */
 
 static void ws_app_done(struct asgi_ex *ex, bool failed);
 
-static PyObject *ex_task_done(PyObject *self, PyObject *task)
+/* done(exception or None), from the glue's run_app: the app returned or
+ * raised (a CancelledError included: the worker is stopping). */
+static PyObject *ex_task_done(PyObject *self, PyObject *exc)
 {
     struct asgi_ex *ex = (struct asgi_ex *)self;
-    PyObject *cancelled = PyObject_CallMethodNoArgs(task, k.cancelled);
-    if (!cancelled)
-        return NULL;
-    bool failed = cancelled == Py_True;
-    Py_DECREF(cancelled);
-    if (!failed) {
-        PyObject *exc = PyObject_CallMethodNoArgs(task, k.exception);
-        if (!exc)
-            return NULL;
-        if (exc != Py_None) {
-            failed = true;
-            if (!PyErr_GivenExceptionMatches(exc, k.disconnected)) {
-                PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)),
-                              Py_NewRef(exc), PyException_GetTraceback(exc));
-                py_log_exception("Exception in ASGI application", NULL);
-            }
+    bool failed = exc != Py_None;
+    if (failed && PyErr_GivenExceptionMatches(exc, PyExc_Exception) &&
+        !PyErr_GivenExceptionMatches(exc, k.disconnected)) {
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc),
+                      PyException_GetTraceback(exc));
+        /* --dev: the traceback in the browser, as for WSGI apps. */
+        PyObject *text = aw.dev && ex->c && !ex->ws && !ex->finished
+                             ? py_current_traceback_text()
+                             : NULL;
+        py_log_exception("Exception in ASGI application", NULL);
+        if (text && py_dev_error_page(drv_conn_response(ex->c), text) == 0) {
+            ex->finished = true;
+            drv_response_finish(drv_conn_response(ex->c));
+            drv_conn_progress(ex->c);
         }
-        Py_DECREF(exc);
+        Py_XDECREF(text);
     }
     if (ex->ws) {
         ws_app_done(ex, failed);
@@ -1205,25 +1219,30 @@ static PyObject *new_ex(struct drv_conn *c)
     return (PyObject *)ex;
 }
 
-/* Run app(scope, receive, send) as a Task whose end ex_task_done sees. */
+/* Run the glue's run_app(app, scope, receive, send, done) as a Task:
+ * done (ex_task_done) hears how the app ended, without a done callback's
+ * round through the event loop. */
 static int start_task(struct python_app *pa, PyObject *ex, PyObject *scope)
 {
     PyObject *recv = PyCFunction_New(&receive_def, ex);
     PyObject *send = recv ? PyCFunction_New(&send_def, ex) : NULL;
-    PyObject *coro = send ? PyObject_CallFunctionObjArgs(pa->callable, scope,
-                                                         recv, send, NULL)
-                          : NULL;
+    PyObject *done = send ? PyCFunction_New(&done_def, ex) : NULL;
+    PyObject *coro = NULL;
+    if (done) {
+        PyObject *args[] = {pa->callable, scope, recv, send, done};
+        coro = PyObject_Vectorcall(aw.run_app, args, 5, NULL);
+    }
     Py_XDECREF(recv);
     Py_XDECREF(send);
-    PyObject *task = coro ? PyObject_CallOneArg(aw.create_task, coro) : NULL;
-    Py_XDECREF(coro);
-    PyObject *cb = task ? PyCFunction_New(&done_def, ex) : NULL;
-    PyObject *r = cb ? PyObject_CallMethodOneArg(task, k.add_done_callback, cb)
-                     : NULL;
-    Py_XDECREF(cb);
+    Py_XDECREF(done);
+    PyObject *task = NULL;
+    if (coro) {
+        PyObject *args[] = {coro, aw.aloop};
+        task = PyObject_Vectorcall(aw.task_type, args, 1, aw.loop_kw);
+        Py_DECREF(coro);
+    }
     Py_XDECREF(task);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+    return task ? 0 : -1;
 }
 
 int py_asgi_begin(struct drv_app *app, struct drv_conn *c, void **handle)
@@ -1398,6 +1417,7 @@ int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
     struct python_app *pa = (struct python_app *)app;
     py_enter();
     aw.loop = loop;
+    aw.dev = pa->dev;
     aw.flags.broken = false;
     ev_set_userdata(loop, &aw.flags);
     ev_io_init(&aw.inner, on_inner, -1, EV_READ);
@@ -1413,12 +1433,18 @@ int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
     Py_XDECREF(lg);
     PyObject *aloop = aw.worker ? PyObject_GetAttrString(aw.worker, "loop")
                                 : NULL;
-    if (aloop) {
-        aw.create_task = PyObject_GetAttrString(aloop, "create_task");
-        aw.create_future = PyObject_GetAttrString(aloop, "create_future");
-        Py_DECREF(aloop);
+    PyObject *asyncio = aloop ? PyImport_ImportModule("asyncio") : NULL;
+    if (asyncio) {
+        aw.aloop = aloop;
+        aloop = NULL;
+        aw.create_future = PyObject_GetAttrString(aw.aloop, "create_future");
+        aw.task_type = PyObject_GetAttrString(asyncio, "Task");
+        aw.run_app = Py_XNewRef(PyDict_GetItemString(glue_ns, "run_app"));
+        aw.loop_kw = Py_BuildValue("(s)", "loop");
     }
-    if (!aw.create_task || !aw.create_future) {
+    Py_XDECREF(aloop);
+    Py_XDECREF(asyncio);
+    if (!aw.create_future || !aw.task_type || !aw.run_app || !aw.loop_kw) {
         py_log_exception("cannot set up the asyncio loop", NULL);
         snprintf(err, errlen, "cannot set up the asyncio loop (see the "
                  "traceback above)");
@@ -1484,8 +1510,11 @@ void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop)
     ev_timer_stop(loop, &aw.wait);
     ev_set_userdata(loop, NULL);
     Py_CLEAR(aw.worker);
-    Py_CLEAR(aw.create_task);
+    Py_CLEAR(aw.aloop);
     Py_CLEAR(aw.create_future);
+    Py_CLEAR(aw.task_type);
+    Py_CLEAR(aw.run_app);
+    Py_CLEAR(aw.loop_kw);
     Py_CLEAR(aw.state);
     py_leave();
 }
@@ -1506,14 +1535,19 @@ int py_asgi_setup(void)
         return -1;
     ((struct ready *)ready_none)->value = NULL;
     PyObject *ns = PyDict_New();
-    if (!ns || PyDict_SetItemString(ns, "__builtins__",
-                                    PyEval_GetBuiltins()) != 0 ||
-        PyDict_SetItemString(ns, "__name__",
-                             PyUnicode_FromString("drover.asgi")) != 0) {
+    PyObject *name = PyUnicode_FromString("drover.asgi");
+    if (!ns || !name ||
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) != 0 ||
+        PyDict_SetItemString(ns, "__name__", name) != 0) {
+        Py_XDECREF(name);
         Py_XDECREF(ns);
         return -1;
     }
-    PyObject *r = PyRun_String(glue, Py_file_input, ns, ns);
+    Py_DECREF(name);
+    /* Named, so that a traceback through run_app says whose it is. */
+    PyObject *code = Py_CompileString(glue, "<drover asgi>", Py_file_input);
+    PyObject *r = code ? PyEval_EvalCode(code, ns, ns) : NULL;
+    Py_XDECREF(code);
     if (!r) {
         Py_DECREF(ns);
         return -1;
