@@ -74,7 +74,8 @@ struct drv_app_ops {
      * In the worker: loop_start after fork, before serving (lifespan
      * startup; -1 with err is a boot failure), loop_run in place of
      * ev_run (returns once the worker's loop is broken: drv_loop_break),
-     * loop_stop once the connections are closed (lifespan shutdown). */
+     * loop_stop once the connections are closed (lifespan shutdown,
+     * within `grace` seconds: short after a forced stop). */
     int (*begin)(struct drv_app *app, struct drv_conn *c, void **handle);
     void (*drained)(void *handle);
     void (*release)(void *handle, bool gone);
@@ -87,7 +88,8 @@ struct drv_app_ops {
     int (*loop_start)(struct drv_app *app, struct ev_loop *loop, char *err,
                       size_t errlen);
     void (*loop_run)(struct drv_app *app, struct ev_loop *loop);
-    void (*loop_stop)(struct drv_app *app, struct ev_loop *loop);
+    void (*loop_stop)(struct drv_app *app, struct ev_loop *loop,
+                      double grace);
 };
 
 struct drv_app {

@@ -1492,15 +1492,13 @@ void py_asgi_loop_run(struct drv_app *app, struct ev_loop *loop)
     py_leave();
 }
 
-void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop)
+void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop,
+                       double grace)
 {
-    struct python_app *pa = (struct python_app *)app;
+    (void)app;
     py_enter();
     if (aw.worker) {
-        PyObject *r = PyObject_CallMethod(aw.worker, "shutdown", "d",
-                                          pa->graceful_timeout > 0
-                                              ? pa->graceful_timeout
-                                              : 1.0);
+        PyObject *r = PyObject_CallMethod(aw.worker, "shutdown", "d", grace);
         if (!r)
             py_log_exception("ASGI shutdown", NULL);
         Py_XDECREF(r);

@@ -74,7 +74,6 @@ struct python_app {
     bool dev;              /* --dev: a failed call's 500 shows the traceback */
     /* ASGI apps (python_asgi.c): */
     const char *lifespan;  /* "auto", "on", "off" */
-    double graceful_timeout;
 };
 
 /* The exception the last failed load raised, traceback attached, or NULL
@@ -181,7 +180,8 @@ void py_asgi_ws_closed(void *handle, int code);
 int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
                        size_t errlen);
 void py_asgi_loop_run(struct drv_app *app, struct ev_loop *loop);
-void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop);
+void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop,
+                       double grace);
 
 /* ------------------------------------------------------------------ */
 /* --dev (python_dev.c)                                                */

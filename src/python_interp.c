@@ -551,7 +551,6 @@ static struct drv_app *python_load(const char *spec,
     pa = drv_xcalloc(1, sizeof(*pa));
     pa->base.ops = asgi ? &asgi_ops : &python_ops;
     pa->lifespan = s->lifespan ? s->lifespan : "auto";
-    pa->graceful_timeout = s->graceful_timeout;
     pa->base.spec = drv_xstrdup(spec);
     pa->callable = callable;
     pa->script_name = script_name;

@@ -31,6 +31,10 @@
 #define ACCEPT_BATCH_ALONE 64
 #define ACCEPT_BATCH_SHARED 16
 #define BEAT_SECONDS 1.0
+/* After a forced stop (INT, QUIT, the graceful timeout ran out), what an
+ * event-driven app gets to wind down (ASGI: cancel tasks, lifespan
+ * shutdown). */
+#define FORCED_GRACE_SECONDS 1.0
 
 static void check_budget(struct drv_worker *w);
 
@@ -486,7 +490,9 @@ int drv_worker_run(struct drv_worker *w)
     /* The app's own loop winds down (ASGI lifespan shutdown) once no
      * connection is left. */
     if (w->app && w->app->ops->loop_stop)
-        w->app->ops->loop_stop(w->app, w->loop);
+        w->app->ops->loop_stop(w->app, w->loop,
+                               w->forced ? FORCED_GRACE_SECONDS
+                                         : w->settings->graceful_timeout);
     /* After a forced stop, threads still in the app are left behind: the
      * process is about to exit (and unmaps the scoreboard first, so they
      * must no longer publish into it). */
