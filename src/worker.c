@@ -489,10 +489,17 @@ int drv_worker_run(struct drv_worker *w)
     drv_conns_reap(&w->conns);
     /* The app's own loop winds down (ASGI lifespan shutdown) once no
      * connection is left. */
-    if (w->app && w->app->ops->loop_stop)
-        w->app->ops->loop_stop(w->app, w->loop,
-                               w->forced ? FORCED_GRACE_SECONDS
-                                         : w->settings->graceful_timeout);
+    if (w->app && w->app->ops->loop_stop) {
+        /* What is left of the graceful stop's time, so the master's
+         * deadline does not cut the lifespan shutdown short. */
+        double grace = w->settings->graceful_timeout;
+        if (ev_is_active(&w->graceful))
+            grace = ev_timer_remaining(w->loop, &w->graceful);
+        ev_timer_stop(w->loop, &w->graceful);
+        if (w->forced || grace < FORCED_GRACE_SECONDS)
+            grace = FORCED_GRACE_SECONDS;
+        w->app->ops->loop_stop(w->app, w->loop, grace);
+    }
     /* After a forced stop, threads still in the app are left behind: the
      * process is about to exit (and unmaps the scoreboard first, so they
      * must no longer publish into it). */
