@@ -879,9 +879,8 @@ static PyObject *build_scope(struct python_app *pa, struct drv_request *req,
             Py_DECREF(scope);
             return NULL;
         }
-        PyObject *rest = PyUnicode_Substring(path, n,
-                                             PyUnicode_GET_LENGTH(path));
-        Py_SETREF(path, rest);
+        /* The spec's path keeps the mount point (PATH_INFO is path
+         * less root_path). */
         Py_SETREF(root, Py_NewRef(pa->script_name));
     }
     bool https = v->url_scheme.len == 5;
