@@ -11,7 +11,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import requests
 
 from conftest import BUILD, ECHO, HELLO, ROOT, Server  # noqa: F401 (re-exported)
 
@@ -366,6 +370,31 @@ def serving_pid(srv, path="/"):
     return int(r.text.split()[0])
 
 
+def keepalive_load(srv, clients, n, stop=None):
+    """`clients` keep-alive sessions, n GET / each at once (fewer if the
+    Event `stop` is set first). Returns the responses counted by the pid
+    that served them, and every failure."""
+    served = Counter()
+    failures = []
+
+    def client(_):
+        with requests.Session() as s:
+            for _ in range(n):
+                if stop is not None and stop.is_set():
+                    return
+                try:
+                    r = s.get(srv.url + "/", timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    served[int(r.text.split()[0])] += 1
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return served, failures
+
+
 def wait_lines(read, n, timeout=5):
     """The lines of read() once there are at least n (a log being
     written by another process)."""
@@ -489,3 +518,4 @@ def upstreams_of(access_log, tag):
             addrs, statuses = re.search(r"\[(.*)\] \[(.*)\]$", line).groups()
             found.append((addrs.split(", "), statuses.split(", ")))
     return found
+
