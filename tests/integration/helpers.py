@@ -519,3 +519,40 @@ def upstreams_of(access_log, tag):
             found.append((addrs.split(", "), statuses.split(", ")))
     return found
 
+
+# --- ASGI apps (pyapps/asgi_*.py; see test_asgi_*.py) ---
+
+def asgi(drover, markers, *args, app="asgi_raw:app", env=None, **kw):
+    """drover serving an ASGI app of pyapps/ (`app`, after `args`), which
+    writes its marker files to the directory `markers`."""
+    return drover(*args, app, cwd=APPS,
+                  env={"ASGI_MARKERS": str(markers), **(env or {})}, **kw)
+
+
+def marker(markers, name, timeout=5.0):
+    """The JSON of marker file `name` once the app has written it."""
+    path = Path(markers) / name
+    wait_for(path.exists, timeout, f"marker {name}")
+    return json.loads(path.read_text())
+
+
+def ws_url(srv, path):
+    """The ws:// URL of `path` on a running server."""
+    return f"ws://127.0.0.1:{srv.port}{path}"
+
+
+def marked(markers, kind):
+    """The pids that wrote a <kind>-<pid> marker (asgi_raw's lifespan:
+    startup-<pid>, shutdown-<pid>)."""
+    return {int(p.name.split("-")[1]) for p in Path(markers).glob(f"{kind}-*")
+            if not p.name.endswith(".tmp")}
+
+
+def wait_started(srv, markers, n, timeout=10.0):
+    """Wait until the master has exactly n workers and each has run
+    asgi_raw's lifespan startup (so each one serves); return their pids."""
+    def started():
+        workers = children(srv.pid)
+        return len(workers) == n and workers <= marked(markers, "startup") \
+            and workers
+    return wait_for(started, timeout, f"{n} workers past their startup")
