@@ -17,9 +17,8 @@ from helpers import (RawConn, asgi, children, get, marked, marker,
 def test_startup_runs_in_every_worker_after_the_fork(drover, tmp_path,
                                                      preload):
     srv = asgi(drover, tmp_path, "--workers", "2", preload)
-    workers = wait_workers(srv, 2)
-    wait_for(lambda: marked(tmp_path, "startup") == workers,
-             what="a startup in each worker")
+    workers = wait_started(srv, tmp_path, 2)
+    assert marked(tmp_path, "startup") == workers
     for pid in workers:
         assert marker(tmp_path, f"startup-{pid}")["ppid"] == srv.pid
     assert srv.pid not in marked(tmp_path, "startup")
