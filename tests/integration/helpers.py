@@ -11,7 +11,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import requests
 
 from conftest import BUILD, ECHO, HELLO, ROOT, Server  # noqa: F401 (re-exported)
 
@@ -366,6 +370,31 @@ def serving_pid(srv, path="/"):
     return int(r.text.split()[0])
 
 
+def keepalive_load(srv, clients, n, stop=None):
+    """`clients` keep-alive sessions, n GET / each at once (fewer if the
+    Event `stop` is set first). Returns the responses counted by the pid
+    that served them, and every failure."""
+    served = Counter()
+    failures = []
+
+    def client(_):
+        with requests.Session() as s:
+            for _ in range(n):
+                if stop is not None and stop.is_set():
+                    return
+                try:
+                    r = s.get(srv.url + "/", timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    served[int(r.text.split()[0])] += 1
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return served, failures
+
+
 def wait_lines(read, n, timeout=5):
     """The lines of read() once there are at least n (a log being
     written by another process)."""
@@ -489,3 +518,41 @@ def upstreams_of(access_log, tag):
             addrs, statuses = re.search(r"\[(.*)\] \[(.*)\]$", line).groups()
             found.append((addrs.split(", "), statuses.split(", ")))
     return found
+
+
+# --- ASGI apps (pyapps/asgi_*.py; see test_asgi_*.py) ---
+
+def asgi(drover, markers, *args, app="asgi_raw:app", env=None, **kw):
+    """drover serving an ASGI app of pyapps/ (`app`, after `args`), which
+    writes its marker files to the directory `markers`."""
+    return drover(*args, app, cwd=APPS,
+                  env={"ASGI_MARKERS": str(markers), **(env or {})}, **kw)
+
+
+def marker(markers, name, timeout=5.0):
+    """The JSON of marker file `name` once the app has written it."""
+    path = Path(markers) / name
+    wait_for(path.exists, timeout, f"marker {name}")
+    return json.loads(path.read_text())
+
+
+def ws_url(srv, path):
+    """The ws:// URL of `path` on a running server."""
+    return f"ws://127.0.0.1:{srv.port}{path}"
+
+
+def marked(markers, kind):
+    """The pids that wrote a <kind>-<pid> marker (asgi_raw's lifespan:
+    startup-<pid>, shutdown-<pid>)."""
+    return {int(p.name.split("-")[1]) for p in Path(markers).glob(f"{kind}-*")
+            if not p.name.endswith(".tmp")}
+
+
+def wait_started(srv, markers, n, timeout=10.0):
+    """Wait until the master has exactly n workers and each has run
+    asgi_raw's lifespan startup (so each one serves); return their pids."""
+    def started():
+        workers = children(srv.pid)
+        return len(workers) == n and workers <= marked(markers, "startup") \
+            and workers
+    return wait_for(started, timeout, f"{n} workers past their startup")

@@ -1,35 +1,13 @@
 """Workers replaced by the master: after --max-requests (with jitter),
 and when one exits or crashes."""
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from conftest import SANITIZED
-from helpers import APPS, Closed, get, serving_pid, wait_workers
-
-
-def keepalive_load(srv, clients, n):
-    """`clients` keep-alive sessions, n GET / each at once. Returns the
-    responses counted by the pid that served them, and every failure."""
-    served = Counter()
-    failures = []
-
-    def client(_):
-        with requests.Session() as s:
-            for _ in range(n):
-                try:
-                    r = s.get(srv.url + "/", timeout=10)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-                    served[int(r.text.split()[0])] += 1
-                except requests.RequestException as e:
-                    failures.append(repr(e))
-
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(client, range(clients)))
-    return served, failures
+from helpers import APPS, Closed, get, keepalive_load, serving_pid, \
+    wait_workers
 
 
 def test_max_requests_recycles_workers_under_keepalive_load(drover):
