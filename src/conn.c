@@ -1008,6 +1008,9 @@ void drv_conn_progress(struct drv_conn *c)
         (ev_is_active(&c->io) && (c->io.events & EV_WRITE)))
         return;
     flush(c);
+    /* A response that completed may have left pipelined requests. */
+    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
+        process(c);
 }
 
 void drv_conn_fail(struct drv_conn *c)

@@ -52,6 +52,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,15 +81,30 @@ static const char glue[] =
     "            raise\n"
     "    else:\n"
     "        done(None)\n"
+    "def positional(f):\n"
+    "    'How many positional arguments f takes, None when unknown.'\n"
+    "    try:\n"
+    "        sig = inspect.signature(f)\n"
+    "    except (TypeError, ValueError):\n"
+    "        return None\n"
+    "    n = 0\n"
+    "    for p in sig.parameters.values():\n"
+    "        if p.kind == p.VAR_POSITIONAL:\n"
+    "            return None\n"
+    "        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):\n"
+    "            n += 1\n"
+    "    return n\n"
     "def asgi_kind(app):\n"
-    "    '3: an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0: neither.'\n"
+    "    # 3: an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0: neither.\n"
+    "    # A callable of one argument (the scope) is ASGI 2: WSGI takes two.\n"
     "    isco = asyncio.iscoroutinefunction\n"
     "    if inspect.isclass(app):\n"
     "        return 2 if (hasattr(app, '__await__') or\n"
-    "                     isco(getattr(app, '__call__', None))) else 0\n"
+    "                     isco(getattr(app, '__call__', None)) or\n"
+    "                     positional(app) == 1) else 0\n"
     "    if isco(app) or isco(getattr(app, '__call__', None)):\n"
     "        return 3\n"
-    "    return 0\n"
+    "    return 2 if positional(app) == 1 else 0\n"
     "class Selector(selectors.BaseSelector):\n"
     "    'asyncio selector whose select() turns drover\\'s loop once.'\n"
     "    def __init__(self, turn):\n"
@@ -838,6 +854,40 @@ static PyObject *header_list(const struct drover_request *v)
     return list;
 }
 
+/* The subprotocols a WebSocket handshake offers, in order: every
+ * Sec-WebSocket-Protocol header, split at commas. */
+static PyObject *subprotocols(const struct drover_request *v)
+{
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list && i < v->nheaders; i++) {
+        const struct drover_header *h = &v->headers[i];
+        if (h->name.len != 22 ||
+            strncasecmp(h->name.ptr, "sec-websocket-protocol", 22) != 0)
+            continue;
+        const char *p = h->value.ptr, *end = p + h->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *q = p;
+            while (q < end && *q != ',')
+                q++;
+            const char *e = q;
+            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (e > p) {
+                PyObject *s = PyUnicode_DecodeLatin1(p, e - p, NULL);
+                if (!s || PyList_Append(list, s) != 0)
+                    Py_CLEAR(list);
+                Py_XDECREF(s);
+                if (!list)
+                    break;
+            }
+            p = q;
+        }
+    }
+    return list;
+}
+
 /* (host, port), or None when there is no address (a unix socket). */
 static PyObject *address(struct drover_str host, int port)
 {
@@ -903,6 +953,8 @@ static PyObject *build_scope(struct python_app *pa, struct drv_request *req,
     rc |= put(scope, S_SERVER, address(v->server_addr, v->server_port));
     rc |= put(scope, S_EXTENSIONS,
               Py_NewRef(websocket ? k.ws_extensions : k.extensions));
+    if (websocket)
+        rc |= put(scope, S_SUBPROTOCOLS, subprotocols(v));
     if (aw.state)
         rc |= put(scope, S_STATE, PyDict_Copy(aw.state));
     if (rc != 0)
