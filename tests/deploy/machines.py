@@ -282,10 +282,17 @@ class Nspawn:
             stdin=subprocess.DEVNULL, stdout=self.console,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
+        # The child that has exec'd systemd: nspawn's first child may still
+        # be a fork of its own that exits once it has started the
+        # container's init (nsenter into that pid then fails for good).
         while self.leader is None and time.monotonic() < deadline:
             kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-            pids = kids.read_text().split() if kids.exists() else []
-            self.leader = int(pids[0]) if pids else None
+            for pid in kids.read_text().split() if kids.exists() else []:
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        self.leader = int(pid)
+                except OSError:
+                    pass  # gone meanwhile
             assert self.proc.poll() is None, self.console_text
             time.sleep(0.05)
         assert self.leader, f"no container init:\n{self.console_text}"
