@@ -42,6 +42,7 @@ SUITE = "bookworm"
 RUNTIME_LIBS = "libev4,libyaml-0-2,libsystemd0,libpython3.11"
 SYSTEMD_INCLUDE = f"systemd,systemd-sysv,dbus,procps,python3,{RUNTIME_LIBS}"
 DOCKER = "/usr/bin/docker"  # Debian's client, the engine's own version
+COMPOSE = "/usr/bin/docker-compose"  # Debian's (1.29, Python), no plugin
 DOCKER_RUN = Path("/run/drover-test-deploy")  # engine socket, exec root
 BASE_TAGS = (f"debian:{SUITE}", f"debian:{SUITE}-slim")
 
@@ -404,6 +405,17 @@ class Dockerd:
         if check and r.returncode != 0:
             raise AssertionError(f"docker {' '.join(map(str, args))} exited "
                                  f"{r.returncode}:\n{r.stdout}{r.stderr}")
+        return r
+
+    def compose(self, *args, check=True, timeout=120):
+        """Debian's docker-compose against this engine."""
+        env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
+               "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+        r = subprocess.run([COMPOSE, *map(str, args)], capture_output=True,
+                           text=True, timeout=timeout, env=env)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker-compose {' '.join(map(str, args))} "
+                                 f"exited {r.returncode}:\n{r.stdout}{r.stderr}")
         return r
 
     def ensure_base_image(self):
