@@ -298,6 +298,7 @@ static void response_done(struct drv_conn *c)
             conn_close(c);
         return;
     }
+    c->kept = true;
     c->state = C_READING;
     conn_set_events(c, EV_READ);
     if (drv_buf_size(&c->in) == 0)
@@ -931,13 +932,23 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
  * call answers it instead (with Connection: close, as `closing` is set),
  * and only connections quiet for that long are closed. A stop takes at
  * most LAST_CALL_SECONDS longer.
+ *
+ * A connection that has not had its first request yet is not idle: its
+ * client opened it to send one, which is on its way. Accepted sockets
+ * usually hold the request already (TCP_DEFER_ACCEPT on the sockets
+ * drover binds), but a socket passed in by systemd has no defer unless
+ * DeferAcceptSec= says so: there a worker accepts the connection as soon
+ * as it is made, and a client slow to send (a busy machine, a thread
+ * waiting for the GIL) would find it closed by the last call, without a
+ * response, under `systemctl restart` (seen: 1 request in ~750). It
+ * keeps its header_timeout instead; graceful_timeout still bounds the stop.
  */
 #define LAST_CALL_SECONDS 0.2
 
 void drv_conns_close_idle(struct drv_conns *set)
 {
     for (struct drv_conn *c = set->open; c; c = c->next) {
-        if (c->state != C_READING || !between_requests(c) ||
+        if (!c->kept || c->state != C_READING || !between_requests(c) ||
             drv_buf_size(&c->in) || request_waiting(c))
             continue;
         if (!ev_is_active(&c->timer) ||

@@ -36,6 +36,8 @@ struct drv_conn {
     bool linger;       /* after this response: lingering close */
     bool in_flight;    /* counted in set->in_flight: the app has the
                           request and it is not answered yet */
+    bool kept;         /* kept alive after a response: idle from then on
+                          means between requests (drv_conns_close_idle) */
     struct drv_buf in, out;
     struct drv_exchange *x; /* the request under way; NULL while idle */
     struct drv_listener *listener;

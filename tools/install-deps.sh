@@ -26,8 +26,9 @@ bench="wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask ng
        python3-httptools python3-hypercorn python3-fastapi python3-websockets"
 # make test-deploy: debootstrap builds a Debian root, systemd-nspawn boots
 # it with systemd as PID 1, docker.io (engine and matching client) builds
-# and runs conf/Dockerfile.
-deploy="debootstrap systemd-container docker.io util-linux"
+# and runs conf/Dockerfile, docker-compose (Debian's 1.29) runs
+# conf/compose.yaml.
+deploy="debootstrap systemd-container docker.io docker-compose util-linux"
 
 case "${1:-all}" in
 build) want="$build" ;;

@@ -42,6 +42,7 @@ SUITE = "bookworm"
 RUNTIME_LIBS = "libev4,libyaml-0-2,libsystemd0,libpython3.11"
 SYSTEMD_INCLUDE = f"systemd,systemd-sysv,dbus,procps,python3,{RUNTIME_LIBS}"
 DOCKER = "/usr/bin/docker"  # Debian's client, the engine's own version
+COMPOSE = "/usr/bin/docker-compose"  # Debian's (1.29, Python), no plugin
 DOCKER_RUN = Path("/run/drover-test-deploy")  # engine socket, exec root
 BASE_TAGS = (f"debian:{SUITE}", f"debian:{SUITE}-slim")
 
@@ -282,10 +283,17 @@ class Nspawn:
             stdin=subprocess.DEVNULL, stdout=self.console,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
+        # The child that has exec'd systemd: nspawn's first child may still
+        # be a fork of its own that exits once it has started the
+        # container's init (nsenter into that pid then fails for good).
         while self.leader is None and time.monotonic() < deadline:
             kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-            pids = kids.read_text().split() if kids.exists() else []
-            self.leader = int(pids[0]) if pids else None
+            for pid in kids.read_text().split() if kids.exists() else []:
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        self.leader = int(pid)
+                except OSError:
+                    pass  # gone meanwhile
             assert self.proc.poll() is None, self.console_text
             time.sleep(0.05)
         assert self.leader, f"no container init:\n{self.console_text}"
@@ -397,6 +405,17 @@ class Dockerd:
         if check and r.returncode != 0:
             raise AssertionError(f"docker {' '.join(map(str, args))} exited "
                                  f"{r.returncode}:\n{r.stdout}{r.stderr}")
+        return r
+
+    def compose(self, *args, check=True, timeout=120):
+        """Debian's docker-compose against this engine."""
+        env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
+               "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+        r = subprocess.run([COMPOSE, *map(str, args)], capture_output=True,
+                           text=True, timeout=timeout, env=env)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker-compose {' '.join(map(str, args))} "
+                                 f"exited {r.returncode}:\n{r.stdout}{r.stderr}")
         return r
 
     def ensure_base_image(self):

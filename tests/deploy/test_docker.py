@@ -4,17 +4,22 @@ The engine is private to the run (machines.Dockerd: no iptables, no
 bridge); the Dockerfile's debian:bookworm base is imported from a
 debootstrap root, and `docker build --network host` lets its apt-get
 reach Debian's mirror. Containers run with `--network none`: drover
-binds the seed's 0.0.0.0:5000 inside the container, where the image's
-HEALTHCHECK looks for it, and the tests' clients enter the container's
-network namespace (machines.NetNS) instead of a published port.
+binds the seed's 0.0.0.0:5000 inside the container (and the image's
+metrics listener 0.0.0.0:9101, where its HEALTHCHECK asks /readyz), and
+the tests' clients enter the container's network namespace
+(machines.NetNS) instead of a published port.
+conf/compose.yaml runs the same way, through Debian's docker-compose with
+an override that names the image and sets `network_mode: none`.
 """
+import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, install_app
-from machines import Dockerd, NetNS
+from machines import COMPOSE, Dockerd, NetNS
 
 IMAGE = "drover-deploy-test"
 SEED = ["drover", "--bind", "0.0.0.0:5000", "--workers", "4", "--timeout",
@@ -150,14 +155,72 @@ def test_docker_kill_hup_reloads_new_code_without_a_failed_request(engine,
     assert load.ok > 100
 
 
-def test_the_healthcheck_turns_the_container_healthy(container):
-    # The image's own CMD and HEALTHCHECK; only the interval is shortened.
-    c = container(options=["--health-interval", "1s",
-                            "--health-start-period", "5s"])
-    deadline = time.monotonic() + 30
+def wait_healthy(c, timeout=30):
+    """The container's health turns healthy; returns the last probe's
+    output (the probe prints the status and URL it got)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if c.inspect("{{.State.Health.Status}}") == "healthy":
             break
         time.sleep(0.2)
-    assert c.inspect("{{.State.Health.Status}}") == "healthy", \
-        c.inspect("{{json .State.Health}}")
+    health = json.loads(c.inspect("{{json .State.Health}}"))
+    assert health["Status"] == "healthy", health
+    return health["Log"][-1]["Output"].strip()
+
+
+def test_the_healthcheck_asks_readyz_on_the_metrics_listener(container):
+    # The image's own CMD, HEALTHCHECK and DROVER_METRICS_BIND; only the
+    # interval is shortened.
+    c = container(options=["--health-interval", "1s",
+                            "--health-start-period", "5s"])
+    assert wait_healthy(c) == "200 http://127.0.0.1:9101/readyz"
+    assert c.ns.get("/readyz", port=9101) == (200, b"ready\n")
+
+
+def test_compose_yaml_serves_the_seed_turns_healthy_and_stops_gracefully(
+        engine, image, tmp_path, report):
+    """conf/compose.yaml's web service, run by Debian's docker-compose on
+    the test image (an override names it and takes the network away, as
+    for the other containers), as it is otherwise: command, healthcheck,
+    stop_grace_period, read-only root."""
+    if not Path(COMPOSE).exists():
+        pytest.skip(f"{COMPOSE} missing (Debian package docker-compose; "
+                    "tools/install-deps.sh deploy)")
+    compose = ROOT / "conf/compose.yaml"
+    override = tmp_path / "test.yaml"
+    override.write_text(f"""\
+services:
+  web:
+    image: {image}
+    network_mode: none
+    healthcheck:
+      interval: 1s
+      start_period: 5s
+""")
+    files = ["-f", compose, "-f", override, "-p", "drovertest"]
+    # The whole file is valid for Debian's compose, the proxy included.
+    engine.compose("-f", compose, "--profile", "proxy", "config", "-q")
+    t0 = time.monotonic()
+    try:
+        engine.compose(*files, "up", "-d", "--no-build", "web")
+        c = Container(engine, engine.compose(*files, "ps", "-q", "web")
+                      .stdout.strip())
+        assert wait_healthy(c) == "200 http://127.0.0.1:9101/readyz"
+        report("docker-compose up until healthy",
+               f"{time.monotonic() - t0:.1f} s")
+        status, who = c.ns.get("/")
+        assert status == 200 and who["ppid"] == 1
+        assert "4 worker(s) ready" in c.logs()
+        assert c.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
+        slow = c.ns.submit("/sleep?s=2")
+        c.wait_log("webapp: sleeping")
+        t1 = time.monotonic()
+        engine.compose(*files, "stop", "web")
+        took = time.monotonic() - t1
+        assert slow.result(5)[0] == 200
+        assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
+        assert took < 5, f"docker-compose stop took {took:.1f} s"
+    finally:
+        if "c" in locals():
+            c.ns.close()
+        engine.compose(*files, "down", check=False)

@@ -106,6 +106,7 @@ def test_the_dockerfile_runs_drover_as_a_non_root_user_on_port_5000():
     assert dockerfile_instruction(text, "USER") not in ("root", "0")
     assert dockerfile_instruction(text, "EXPOSE") == "5000"
     assert "CMD" in dockerfile_instruction(text, "HEALTHCHECK")
+    assert "/readyz" in dockerfile_instruction(text, "HEALTHCHECK")
     cmd = json.loads(dockerfile_instruction(text, "CMD"))
     assert cmd[:5] == ["drover", "--bind", "0.0.0.0:5000", "--workers", "4"]
     # Every flag of the CMD is one drover accepts.
@@ -114,12 +115,17 @@ def test_the_dockerfile_runs_drover_as_a_non_root_user_on_port_5000():
 
 
 def test_compose_gives_drover_time_for_a_graceful_stop():
-    compose = yaml.safe_load((CONF / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((CONF / "compose.yaml").read_text())
     web = compose["services"]["web"]
     assert web["build"]["dockerfile"] == "conf/Dockerfile"
-    cmd = json.loads(dockerfile_instruction(
-        (CONF / "Dockerfile").read_text(), "CMD"))
+    cmd = web["command"]
     assert seconds(web["stop_grace_period"]) > graceful_timeout_in(cmd)
+    # Every flag of the command is one drover accepts.
+    r = run_drover(*cmd[1:-1], HELLO, "--check-config")
+    assert r.returncode == 0, r.stderr
+    # The healthcheck asks the metrics listener the service configures.
+    port = web["environment"]["DROVER_METRICS_BIND"].rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port}/readyz" in " ".join(web["healthcheck"]["test"])
 
 
 def test_kubernetes_grace_period_covers_pre_stop_and_graceful_timeout():

@@ -72,3 +72,43 @@ def test_a_graceful_stop_leaves_a_passed_in_socket_listening(tmp_path):
         pass
     assert "accept4" not in log.read_text()
     lsock.close()
+
+
+def test_a_graceful_stop_answers_a_request_that_comes_late_on_a_new_connection(
+        tmp_path):
+    # A socket passed in (systemd's) has no TCP_DEFER_ACCEPT: a worker
+    # accepts a connection before its request arrives. A stop must wait
+    # for that request (its header timeout), not close the connection
+    # after the 0.2 s last call given to idle keep-alive connections: that
+    # client saw no response under `systemctl restart`.
+    import socket as sk
+    import subprocess
+    from conftest import BIN
+    lsock = sk.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    log = tmp_path / "err.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(BIN), "-w", "1", "--bind", f"fd://{lsock.fileno()}",
+             "master_app:app"], cwd=APPS, pass_fds=[lsock.fileno()],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    lsock.close()
+    try:
+        wait_for(lambda: "1 worker(s) ready" in log.read_text(),
+                 what="the worker ready")
+        with sk.create_connection(("127.0.0.1", port), timeout=5) as s:
+            time.sleep(0.2)  # the idle worker accepts it meanwhile
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.6)  # past the last call
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 "), (reply, log.read_text())
+        assert b"\r\nConnection: close\r\n" in reply
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
