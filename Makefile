@@ -30,6 +30,17 @@ BIND       ?= 0.0.0.0:5000
 # APP drover takes works, the native hello included.
 APP        ?= examples/flask_hello.py:app
 PYTEST_ARGS ?=
+# pytest-xdist processes for the integration suites: their tests mostly
+# wait on sockets and timers, so three share two cores well (about half
+# the wall time of one). PYTEST_JOBS=0 runs them in this process.
+PYTEST_JOBS ?= 3
+XDIST = $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS))
+# The sanitizer pass: every suite a client's bytes or an app reach; not
+# the ones that only drive other programs around drover (nginx, systemd
+# tools, man) or parse settings (the unit tests do that under ASan too).
+ASAN_SUITES = $(filter-out tests/integration/test_deploy_% \
+    tests/integration/test_man_page.py tests/integration/test_config.py, \
+    $(wildcard tests/integration/test_*.py))
 
 SAN_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
@@ -71,7 +82,7 @@ unit: deps-test build
 
 integration: deps-test build
 	DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    tests/integration $(PYTEST_ARGS)
+	    $(XDIST) tests/integration $(PYTEST_ARGS)
 
 # The suites whose servers do not ask for threads themselves, again with
 # --threads 4 (DROVER_TEST_THREADS, see tests/integration/conftest.py):
@@ -83,12 +94,12 @@ THREADED_SUITES = $(wildcard tests/integration/test_http_*.py) \
 
 integration-threads: deps-test build
 	DROVER_TEST_THREADS=4 DROVER_BUILD=$(BUILD) $(PYTHON) -m pytest -q \
-	    -p no:cacheprovider $(THREADED_SUITES) $(PYTEST_ARGS)
+	    -p no:cacheprovider $(XDIST) $(THREADED_SUITES) $(PYTEST_ARGS)
 
 test-asan: deps-test build-asan
 	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
 	$(SAN_ENV) DROVER_BUILD=$(ASAN_BUILD) $(PYTHON) -m pytest -q \
-	    -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	    -p no:cacheprovider $(XDIST) $(ASAN_SUITES) $(PYTEST_ARGS)
 
 test: deps-test
 	$(MAKE) unit

@@ -279,8 +279,7 @@ static void ws_take(struct drv_conn *c)
 
 void conn_ws_readable(struct drv_conn *c)
 {
-    if (!c->in.base || drv_buf_size(&c->in) == c->in.len)
-        drv_buf_reserve(&c->in, 16 * 1024);
+    drv_buf_reserve(&c->in, 16 * 1024);
     ssize_t n = read(c->fd, c->in.base + c->in.len, c->in.cap - c->in.len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)

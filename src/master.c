@@ -306,11 +306,13 @@ static int worker_main(struct master *m, struct drv_slot *slot,
     w.conns.totals = m->sb.totals;
     w.master_pid = master_pid;
     w.max_requests = limit;
-    if (s->threads > 1 && !(*app)->ops->begin &&
-        drv_worker_start_threads(&w, (size_t)s->threads, err, sizeof(err)) != 0)
+    if ((s->threads > 1 && !(*app)->ops->begin &&
+         drv_worker_start_threads(&w, (size_t)s->threads, err,
+                                  sizeof(err)) != 0) ||
+        drv_worker_start_app(&w, err, sizeof(err)) != 0) {
+        drv_worker_abandon(&w);
         goto fail;
-    if (drv_worker_start_app(&w, err, sizeof(err)) != 0)
-        goto fail;
+    }
     drv_slot_store(&slot->heartbeat_ms, drv_now_ms());
     /* BOOTING -> READY, unless the master has meanwhile told us to stop
      * (then STOPPING stays, and the signal is waiting for the loop). */

@@ -417,6 +417,17 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
     return 0;
 }
 
+void drv_worker_abandon(struct drv_worker *w)
+{
+    drv_pool_free(w->conns.pool, false);
+    w->conns.pool = NULL;
+    ev_loop_destroy(w->loop);
+    w->loop = NULL;
+    drv_proxy_trust_free(w->trust);
+    w->trust = NULL;
+    w->conns.trust = NULL;
+}
+
 int drv_worker_start_app(struct drv_worker *w, char *err, size_t errlen)
 {
     if (!w->app || !w->app->ops->loop_start)

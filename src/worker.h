@@ -84,6 +84,10 @@ int drv_worker_init(struct drv_worker *w, const struct drv_settings *s,
                     struct drv_listener *listeners, size_t nlisteners,
                     struct drv_app *app, struct drv_accesslog *accesslog);
 
+/* Free what drv_worker_init (and the start functions) made, for a worker
+ * that will not run: it failed to boot. */
+void drv_worker_abandon(struct drv_worker *w);
+
 /* Start an app that runs on a loop of its own (ASGI: its asyncio loop
  * and lifespan startup) on the worker's loop. Nothing for other apps.
  * Returns 0, or -1 with err filled: the worker cannot serve. */

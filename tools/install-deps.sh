@@ -9,6 +9,8 @@ set -eu
 # handshake's SHA-1 and base64.
 build="cmake make gcc pkg-config libev-dev node-llhttp libyaml-dev
        libsystemd-dev python3-dev libcmocka-dev python3-flask libwslay-dev nettle-dev"
+# python3-pytest-xdist: the integration suites run in three processes
+# (make test's wall time halves on two cores).
 # groff-base and man-db: the man page test renders build/drover.1 and
 # checks it for warnings (lexgrog).
 test="python3 python3-pytest python3-requests python3-flask python3-venv
@@ -16,7 +18,7 @@ test="python3 python3-pytest python3-requests python3-flask python3-venv
       nginx-light python3-yaml python3-waitress groff-base man-db prometheus
       python3-prometheus-client
       python3-fastapi python3-starlette python3-quart python3-websockets
-      python3-httpx"
+      python3-pytest-xdist"
 # libev4 and libuv1: runtime libraries of the prebuilt bjoern and fastwsgi
 # peers (../shared/peers) that bench/run.sh compares drover with.
 # uvicorn with uvloop and httptools (its fastest setup) and hypercorn:
