@@ -520,6 +520,17 @@ static PyObject *gone_error(void)
  * (def, borrowed, when missing). New reference. */
 static PyObject *field(PyObject *msg, PyObject *key, PyObject *def)
 {
+    if (PyDict_CheckExact(msg)) { /* the usual case: no KeyError to raise */
+        PyObject *v = PyDict_GetItemWithError(msg, key);
+        if (v)
+            return Py_NewRef(v);
+        if (PyErr_Occurred())
+            return NULL;
+        if (def)
+            return Py_NewRef(def);
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
     PyObject *v = PyObject_GetItem(msg, key);
     if (v || !def || !PyErr_ExceptionMatches(PyExc_KeyError))
         return v;
