@@ -35,6 +35,10 @@ PYTEST_ARGS ?=
 # the wall time of one). PYTEST_JOBS=0 runs them in this process.
 PYTEST_JOBS ?= 3
 XDIST = $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS))
+# Sanitized processes are CPU-bound (and LeakSanitizer's scan at each
+# exit takes seconds under load): two at a time.
+ASAN_JOBS ?= 2
+ASAN_XDIST = $(if $(filter 0,$(ASAN_JOBS)),,-n $(ASAN_JOBS))
 # The sanitizer pass: every suite a client's bytes or an app reach; not
 # the ones that only drive other programs around drover (nginx, systemd
 # tools, man) or parse settings (the unit tests do that under ASan too).
@@ -99,7 +103,7 @@ integration-threads: deps-test build
 test-asan: deps-test build-asan
 	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
 	$(SAN_ENV) DROVER_BUILD=$(ASAN_BUILD) $(PYTHON) -m pytest -q \
-	    -p no:cacheprovider $(XDIST) $(ASAN_SUITES) $(PYTEST_ARGS)
+	    -p no:cacheprovider $(ASAN_XDIST) $(ASAN_SUITES) $(PYTEST_ARGS)
 
 test: deps-test
 	$(MAKE) unit

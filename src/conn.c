@@ -77,6 +77,9 @@ struct close_job {
 #define OUT_LOW_WATER (64 * 1024)
 #define LINGER_SECONDS 2.0
 #define PIPELINE_HOLD (64 * 1024)
+/* A stopping server's idle keep-alive connections: see
+ * drv_conns_close_idle. */
+#define LAST_CALL_SECONDS 0.2
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
@@ -286,7 +289,12 @@ static void response_done(struct drv_conn *c)
                        c->x->res.body_bytes,
                        took > 0 ? (uint64_t)(took * 1e6) : 0);
     }
-    bool keep = drv_response_keeps_alive(&c->x->res) && !set->closing;
+    /* What the client was told. A response begun before the server
+     * started closing may still have said keep-alive (an event-driven app
+     * finishes its responses in any order): its client may send the next
+     * request at once, so the connection stays for a last call rather
+     * than closing under it. */
+    bool keep = drv_response_keeps_alive(&c->x->res);
     drv_response_clear(&c->x->res);
     drv_http_next(&c->x->http);
     if (set->on_response)
@@ -302,7 +310,10 @@ static void response_done(struct drv_conn *c)
     c->state = C_READING;
     conn_set_events(c, EV_READ);
     if (drv_buf_size(&c->in) == 0)
-        conn_set_timer(c, set->settings->keepalive);
+        conn_set_timer(c, set->closing && LAST_CALL_SECONDS <
+                                              set->settings->keepalive
+                              ? LAST_CALL_SECONDS
+                              : set->settings->keepalive);
     drv_buf_free(&c->out);
     detach(c);
 }
@@ -943,8 +954,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
  * response, under `systemctl restart` (seen: 1 request in ~750). It
  * keeps its header_timeout instead; graceful_timeout still bounds the stop.
  */
-#define LAST_CALL_SECONDS 0.2
-
 void drv_conns_close_idle(struct drv_conns *set)
 {
     for (struct drv_conn *c = set->open; c; c = c->next) {
