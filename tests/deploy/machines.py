@@ -39,7 +39,8 @@ CACHE = Path(os.environ.get("DROVER_DEPLOY_CACHE",
                             "/var/cache/drover-test-deploy"))
 MIRROR = os.environ.get("DROVER_DEPLOY_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
-RUNTIME_LIBS = "libev4,libyaml-0-2,libsystemd0,libpython3.11"
+RUNTIME_LIBS = ("libev4,libyaml-0-2,libsystemd0,libpython3.11,libwslay1,"
+                "libnettle8")
 SYSTEMD_INCLUDE = f"systemd,systemd-sysv,dbus,procps,python3,{RUNTIME_LIBS}"
 DOCKER = "/usr/bin/docker"  # Debian's client, the engine's own version
 COMPOSE = "/usr/bin/docker-compose"  # Debian's (1.29, Python), no plugin
@@ -81,7 +82,10 @@ def ensure_root(name, include=None):
     """CACHE/name holds a debootstrapped root (built now if missing).
     Returns None, or why it could not be built."""
     root = CACHE / name
-    if (root / ".drover-complete").exists():
+    stamp = root / ".drover-complete"
+    # Built with the packages asked for now (a new runtime library of
+    # drover's makes the cached root stale: it is built again).
+    if stamp.exists() and stamp.read_text() == f"{SUITE} {include or ''}\n":
         return None
     if shutil.which("debootstrap") is None:
         return "debootstrap missing (tools/install-deps.sh deploy)"
