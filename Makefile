@@ -105,7 +105,15 @@ test-asan: deps-test build-asan
 	$(SAN_ENV) DROVER_BUILD=$(ASAN_BUILD) $(PYTHON) -m pytest -q \
 	    -p no:cacheprovider $(ASAN_XDIST) $(ASAN_SUITES) $(PYTEST_ARGS)
 
+# The deployment tests' Debian roots (a few minutes of debootstrap on a
+# first run, mostly waiting on the mirror and dpkg) are built in the
+# background while the suites before them run; test-deploy waits for them
+# (the cache's lock) and finds them built.
 test: deps-test
+	@mkdir -p $(DEPLOY_CACHE)
+	@(tools/install-deps.sh deploy >/dev/null 2>&1; \
+	  DROVER_DEPLOY_CACHE=$(DEPLOY_CACHE) flock $(DEPLOY_CACHE)/.lock \
+	  $(PYTHON) tests/deploy/machines.py >/dev/null 2>&1) &
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) integration-threads
