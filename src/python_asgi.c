@@ -904,7 +904,34 @@ static PyObject *address(struct drover_str host, int port)
 {
     if (!host.len)
         Py_RETURN_NONE;
-    return Py_BuildValue("(s#i)", host.ptr, (Py_ssize_t)host.len, port);
+    PyObject *h = PyUnicode_DecodeLatin1(host.ptr, (Py_ssize_t)host.len,
+                                         NULL);
+    PyObject *p = h ? PyLong_FromLong(port) : NULL;
+    PyObject *t = p ? PyTuple_Pack(2, h, p) : NULL;
+    Py_XDECREF(h);
+    Py_XDECREF(p);
+    return t;
+}
+
+/* The server's address: the same few listeners serve every request, so
+ * the last one's tuple is kept (host and port compared, not pointers). */
+static PyObject *server_address(struct drover_str host, int port)
+{
+    static PyObject *last;
+    static char last_host[64];
+    static size_t last_len;
+    static int last_port;
+    if (last && host.len == last_len && port == last_port &&
+        memcmp(host.ptr, last_host, host.len) == 0)
+        return Py_NewRef(last);
+    PyObject *t = address(host, port);
+    if (t && t != Py_None && host.len <= sizeof(last_host)) {
+        Py_XSETREF(last, Py_NewRef(t));
+        memcpy(last_host, host.ptr, host.len);
+        last_len = host.len;
+        last_port = port;
+    }
+    return t;
 }
 
 static int put(PyObject *scope, int key, PyObject *value)
@@ -961,12 +988,14 @@ static PyObject *build_scope(struct python_app *pa, struct drv_request *req,
     rc |= put(scope, S_ROOT_PATH, root);
     rc |= put(scope, S_HEADERS, header_list(v));
     rc |= put(scope, S_CLIENT, address(v->remote_addr, v->remote_port));
-    rc |= put(scope, S_SERVER, address(v->server_addr, v->server_port));
+    rc |= put(scope, S_SERVER, server_address(v->server_addr, v->server_port));
     rc |= put(scope, S_EXTENSIONS,
               Py_NewRef(websocket ? k.ws_extensions : k.extensions));
     if (websocket)
         rc |= put(scope, S_SUBPROTOCOLS, subprotocols(v));
-    if (aw.state)
+    /* A copy of what lifespan startup left (none when it left nothing:
+     * the copy would be all a hello world does besides answering). */
+    if (aw.state && PyDict_GET_SIZE(aw.state))
         rc |= put(scope, S_STATE, PyDict_Copy(aw.state));
     if (rc != 0)
         Py_CLEAR(scope);
