@@ -154,3 +154,39 @@ bool drv_str_eq_lower(struct drv_str s, const char *lower)
     size_t n = strlen(lower);
     return s.len == n && strncasecmp(s.ptr, lower, n) == 0;
 }
+
+int drv_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool drv_list_next(const char **p, const char *end, struct drv_str *item)
+{
+    const char *s = *p;
+    for (;;) {
+        while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+            s++;
+        if (s == end) {
+            *p = s;
+            return false;
+        }
+        const char *q = s;
+        while (q < end && *q != ',')
+            q++;
+        const char *e = q;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        *p = q;
+        if (e > s) {
+            *item = (struct drv_str){s, (size_t)(e - s)};
+            return true;
+        }
+        s = q;
+    }
+}

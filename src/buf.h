@@ -95,4 +95,12 @@ char *drv_xstrndup(const char *s, size_t n);
  * lower-case literal. */
 bool drv_str_eq_lower(struct drv_str s, const char *lower);
 
+/* The value of a hexadecimal digit, or -1. */
+int drv_hex_digit(char c);
+
+/* The next element of a comma-separated header list (RFC 9110 5.6.1) in
+ * [*p, end): the element without the whitespace around it into *item,
+ * *p past it. Empty elements are skipped. Returns false at the end. */
+bool drv_list_next(const char **p, const char *end, struct drv_str *item);
+
 #endif

@@ -61,19 +61,10 @@ static bool has_token(const struct drv_request *req, const char *name,
             strncasecmp(h->name.ptr, name, h->name.len) != 0)
             continue;
         const char *p = h->value.ptr, *end = p + h->value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *q = p;
-            while (q < end && *q != ',')
-                q++;
-            const char *e = q;
-            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if ((size_t)(e - p) == tlen && strncasecmp(p, token, tlen) == 0)
+        struct drv_str item;
+        while (drv_list_next(&p, end, &item))
+            if (item.len == tlen && strncasecmp(item.ptr, token, tlen) == 0)
                 return true;
-            p = q;
-        }
     }
     return false;
 }

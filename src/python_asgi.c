@@ -787,17 +787,6 @@ static PyMethodDef done_def = {"_done", ex_task_done, METH_O, NULL};
 /* ------------------------------------------------------------------ */
 /* The scope                                                            */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The path, percent-decoded, as UTF-8 (malformed sequences replaced). */
 static PyObject *decoded_path(struct drover_str p)
 {
@@ -811,8 +800,8 @@ static PyObject *decoded_path(struct drover_str p)
     for (size_t i = 0; i < p.len; i++) {
         int hi, lo;
         if (p.ptr[i] == '%' && i + 2 < p.len &&
-            (hi = hexval(p.ptr[i + 1])) >= 0 &&
-            (lo = hexval(p.ptr[i + 2])) >= 0) {
+            (hi = drv_hex_digit(p.ptr[i + 1])) >= 0 &&
+            (lo = drv_hex_digit(p.ptr[i + 2])) >= 0) {
             buf[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -876,24 +865,13 @@ static PyObject *subprotocols(const struct drover_request *v)
             strncasecmp(h->name.ptr, "sec-websocket-protocol", 22) != 0)
             continue;
         const char *p = h->value.ptr, *end = p + h->value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *q = p;
-            while (q < end && *q != ',')
-                q++;
-            const char *e = q;
-            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (e > p) {
-                PyObject *s = PyUnicode_DecodeLatin1(p, e - p, NULL);
-                if (!s || PyList_Append(list, s) != 0)
-                    Py_CLEAR(list);
-                Py_XDECREF(s);
-                if (!list)
-                    break;
-            }
-            p = q;
+        struct drv_str item;
+        while (list && drv_list_next(&p, end, &item)) {
+            PyObject *s = PyUnicode_DecodeLatin1(item.ptr,
+                                                 (Py_ssize_t)item.len, NULL);
+            if (!s || PyList_Append(list, s) != 0)
+                Py_CLEAR(list);
+            Py_XDECREF(s);
         }
     }
     return list;

@@ -79,22 +79,11 @@ static PyObject *str_of(struct drover_str s)
     return PyUnicode_DecodeLatin1(s.ptr, (Py_ssize_t)s.len, NULL);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Length of %XX escape at p[i], 3, or 0 if there is none. */
 static size_t escape_at(struct drover_str p, size_t i)
 {
-    return p.ptr[i] == '%' && i + 2 < p.len && hexval(p.ptr[i + 1]) >= 0 &&
-                   hexval(p.ptr[i + 2]) >= 0
+    return p.ptr[i] == '%' && i + 2 < p.len && drv_hex_digit(p.ptr[i + 1]) >= 0 &&
+                   drv_hex_digit(p.ptr[i + 2]) >= 0
                ? 3
                : 0;
 }
@@ -107,7 +96,7 @@ static PyObject *decoded_path(struct drover_str path)
     int top = 0;
     for (size_t i = 0, step; i < path.len; n++, i += step) {
         step = escape_at(path, i) ? 3 : 1;
-        top |= step == 3 ? hexval(path.ptr[i + 1]) * 16 + hexval(path.ptr[i + 2])
+        top |= step == 3 ? drv_hex_digit(path.ptr[i + 1]) * 16 + drv_hex_digit(path.ptr[i + 2])
                          : (unsigned char)path.ptr[i];
     }
     /* CPython wants ASCII-only text flagged as such: ask for maxchar 127
@@ -118,8 +107,8 @@ static PyObject *decoded_path(struct drover_str path)
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(s);
     for (size_t i = 0; i < path.len;) {
         if (escape_at(path, i)) {
-            *out++ = (Py_UCS1)(hexval(path.ptr[i + 1]) * 16 +
-                               hexval(path.ptr[i + 2]));
+            *out++ = (Py_UCS1)(drv_hex_digit(path.ptr[i + 1]) * 16 +
+                               drv_hex_digit(path.ptr[i + 2]));
             i += 3;
         } else {
             *out++ = (Py_UCS1)path.ptr[i++];

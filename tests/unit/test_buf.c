@@ -302,10 +302,42 @@ static void test_numbers_are_written_in_decimal_and_hex(void **state)
     drv_buf_free(&b);
 }
 
+/* RFC 9110 5.6.1: empty elements and the whitespace around elements
+ * are not elements. */
+static void test_list_elements_come_trimmed_and_empty_ones_skipped(void **state)
+{
+    (void)state;
+    const char *v = " ,chat.v1 , \tsuperchat,,\tx ,";
+    const char *p = v, *end = v + strlen(v);
+    const char *want[] = {"chat.v1", "superchat", "x"};
+    struct drv_str item;
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(drv_list_next(&p, end, &item));
+        assert_int_equal(item.len, strlen(want[i]));
+        assert_memory_equal(item.ptr, want[i], item.len);
+    }
+    assert_false(drv_list_next(&p, end, &item));
+    p = end;
+    assert_false(drv_list_next(&p, end, &item));
+}
+
+static void test_hex_digits_of_both_cases_and_nothing_else(void **state)
+{
+    (void)state;
+    assert_int_equal(drv_hex_digit('0'), 0);
+    assert_int_equal(drv_hex_digit('9'), 9);
+    assert_int_equal(drv_hex_digit('a'), 10);
+    assert_int_equal(drv_hex_digit('F'), 15);
+    assert_int_equal(drv_hex_digit('g'), -1);
+    assert_int_equal(drv_hex_digit('%'), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_are_written_in_decimal_and_hex),
+        cmocka_unit_test(test_list_elements_come_trimmed_and_empty_ones_skipped),
+        cmocka_unit_test(test_hex_digits_of_both_cases_and_nothing_else),
         cmocka_unit_test(test_an_empty_buffer_holds_nothing_and_owns_no_memory),
         cmocka_unit_test(test_appends_accumulate_in_order),
         cmocka_unit_test(test_growth_starts_at_1k_and_doubles),
