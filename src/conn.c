@@ -251,7 +251,7 @@ static void start_linger(struct drv_conn *c)
     conn_set_timer(c, LINGER_SECONDS);
 }
 
-void conn_log_access(struct drv_conn *c)
+void conn_log_access(struct drv_conn *c, int status)
 {
     struct drv_conns *set = c->set;
     if (!set->accesslog)
@@ -259,7 +259,7 @@ void conn_log_access(struct drv_conn *c)
     struct drv_access_entry e = {
         .req = &c->x->http.req.view,
         .remote = {c->remote, 0}, /* empty for unix sockets */
-        .status = c->x->res.status,
+        .status = status,
         .body_bytes = c->x->res.body_bytes,
         .resp_headers = {drv_buf_data(&c->x->res.headers),
                          drv_buf_size(&c->x->res.headers)},
@@ -280,7 +280,7 @@ static void response_done(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
     release_app(c, false);
-    conn_log_access(c);
+    conn_log_access(c, c->x->res.status);
     set->responses++;
     end_in_flight(c);
     if (set->slot) {
@@ -985,7 +985,7 @@ void drv_conns_close_all(struct drv_conns *set)
 void conn_ws_upgraded(struct drv_conn *c)
 {
     struct drv_conns *set = c->set;
-    conn_log_access(c);
+    conn_log_access(c, 101);
     set->responses++;
     end_in_flight(c);
     if (set->slot) {

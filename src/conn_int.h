@@ -80,7 +80,9 @@ void conn_set_events(struct drv_conn *c, int events);
 void conn_set_timer(struct drv_conn *c, double seconds);
 /* Close now (the app, if it has the request, hears `gone`). */
 void conn_close(struct drv_conn *c);
-void conn_log_access(struct drv_conn *c);
+/* The request's access log line, with `status` (the response's, or
+ * 101 for a WebSocket's handshake). */
+void conn_log_access(struct drv_conn *c, int status);
 /* The app accepted a WebSocket: the handshake's 101 counts as the
  * request's response (access log, scoreboard, request budget). */
 void conn_ws_upgraded(struct drv_conn *c);

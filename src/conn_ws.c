@@ -391,7 +391,6 @@ int drv_conn_ws_accept(struct drv_conn *c, const char *subprotocol,
     drv_buf_puts(o, "\r\n");
 
     /* The handshake is the request's response: logged and counted now. */
-    c->x->res.status = 101;
     conn_ws_upgraded(c);
     c->state = C_WS;
     double every = c->set->settings->ws_ping_interval;

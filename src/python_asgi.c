@@ -255,7 +255,7 @@ static struct asgi_worker aw;
 /* Interned strs and other constants, made once. */
 static struct {
     PyObject *type, *body, *more_body, *status, *headers, *path, *text,
-        *bytes, *code, *reason, *subprotocol, *message;
+        *bytes, *code, *reason, *subprotocol;
     PyObject *http_request, *http_disconnect;
     PyObject *ws_connect, *ws_receive, *ws_disconnect;
     PyObject *set_result, *set_exception, *done;
@@ -296,7 +296,6 @@ static int make_constants(void)
     I(status, "status"); I(headers, "headers"); I(path, "path");
     I(text, "text"); I(bytes, "bytes"); I(code, "code");
     I(reason, "reason"); I(subprotocol, "subprotocol");
-    I(message, "message");
     I(http_request, "http.request"); I(http_disconnect, "http.disconnect");
     I(ws_connect, "websocket.connect"); I(ws_receive, "websocket.receive");
     I(ws_disconnect, "websocket.disconnect");

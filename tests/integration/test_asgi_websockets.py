@@ -315,3 +315,21 @@ def test_200_sockets_at_once(drover, tmp_path):
     replies, codes = run(talk())
     assert replies == [f"socket {i}" for i in range(n)]
     assert codes == [1000] * n
+
+
+def test_an_accepted_handshake_is_logged_with_status_101(drover, tmp_path):
+    log = tmp_path / "access.log"
+    srv = asgi(drover, tmp_path, "--access-logfile", log)
+
+    async def talk():
+        async with websockets.connect(ws_url(srv, "/ws/echo")) as ws:
+            await ws.send("x")
+            return await ws.recv()
+
+    assert run(talk()) == "x"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and '"GET /ws/echo' not in (
+            log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    line = [x for x in log.read_text().splitlines() if "/ws/echo" in x][0]
+    assert re.search(r'"GET /ws/echo HTTP/1.1" 101 ', line), line
