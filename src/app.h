@@ -81,10 +81,12 @@ struct drv_app_ops {
     void (*release)(void *handle, bool gone);
     /* A WebSocket the app accepted (drv_conn_ws_accept) received a
      * message, or closed: `code` is the peer's close code, 1005 when it
-     * gave none, 1006 when the connection went without a close. */
+     * gave none, 1006 when the connection went without a close; `reason`
+     * the peer's reason (UTF-8 by RFC 6455, not checked), empty when none. */
     void (*ws_message)(void *handle, bool text, const void *data,
                        size_t len);
-    void (*ws_closed)(void *handle, int code);
+    void (*ws_closed)(void *handle, int code, const char *reason,
+                      size_t rlen);
     int (*loop_start)(struct drv_app *app, struct ev_loop *loop, char *err,
                       size_t errlen);
     void (*loop_run)(struct drv_app *app, struct ev_loop *loop);

@@ -164,14 +164,20 @@ static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     return 0;
 }
 
-/* Tell the app the WebSocket is closed, once. */
-static void tell_closed(struct drv_conn *c, int code)
+/* Tell the app the WebSocket is closed, once, with the peer's reason. */
+static void tell_closed_why(struct drv_conn *c, int code, const char *reason,
+                            size_t rlen)
 {
     struct conn_ws *ws = c->ws;
     if (ws->told || !c->handle)
         return;
     ws->told = true;
-    c->set->app->ops->ws_closed(c->handle, code);
+    c->set->app->ops->ws_closed(c->handle, code, reason, rlen);
+}
+
+static void tell_closed(struct drv_conn *c, int code)
+{
+    tell_closed_why(c, code, "", 0);
 }
 
 static void on_message(wslay_event_context_ptr ctx,
@@ -189,8 +195,12 @@ static void on_message(wslay_event_context_ptr ctx,
         c->ws->pinged = false;
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         /* wslay has queued the echo of the peer's close. */
-        tell_closed(c, arg->status_code ? arg->status_code
-                                        : WSLAY_CODE_NO_STATUS_RCVD);
+        /* The payload is the code (2 bytes), then the reason. */
+        bool why = arg->status_code && arg->msg_length > 2;
+        tell_closed_why(c, arg->status_code ? arg->status_code
+                                            : WSLAY_CODE_NO_STATUS_RCVD,
+                        why ? (const char *)arg->msg + 2 : "",
+                        why ? arg->msg_length - 2 : 0);
     }
 }
 

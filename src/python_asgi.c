@@ -402,6 +402,7 @@ struct asgi_ex {
     bool denied;          /* answered with HTTP instead */
     bool closed;          /* closed: receive() gives websocket.disconnect */
     int close_code;
+    PyObject *close_reason; /* str, or NULL: "" */
     PyObject *inbox;      /* messages received, not yet taken (list) */
     Py_ssize_t inbox_head;
 };
@@ -411,6 +412,7 @@ static void ex_dealloc(struct asgi_ex *ex)
     Py_XDECREF(ex->recv_fut);
     Py_XDECREF(ex->send_fut);
     Py_XDECREF(ex->inbox);
+    Py_XDECREF(ex->close_reason);
     PyObject_Free(ex);
 }
 
@@ -989,7 +991,9 @@ static PyObject *ws_disconnect_event(struct asgi_ex *ex)
 {
     PyObject *e = event_of(k.ws_disconnect);
     PyObject *code = e ? PyLong_FromLong(ex->close_code) : NULL;
-    if (!code || PyDict_SetItem(e, k.code, code) != 0)
+    PyObject *reason = ex->close_reason ? ex->close_reason : k.empty_str;
+    if (!code || PyDict_SetItem(e, k.code, code) != 0 ||
+        PyDict_SetItem(e, k.reason, reason) != 0)
         Py_CLEAR(e);
     Py_XDECREF(code);
     return e;
@@ -1062,13 +1066,17 @@ void py_asgi_ws_message(void *handle, bool text, const void *data, size_t len)
     py_leave();
 }
 
-void py_asgi_ws_closed(void *handle, int code)
+void py_asgi_ws_closed(void *handle, int code, const char *reason,
+                       size_t rlen)
 {
     struct asgi_ex *ex = handle;
     py_enter();
     if (!ex->closed) {
         ex->closed = true;
         ex->close_code = code;
+        if (rlen) /* RFC 6455 says UTF-8; a peer that lies gets U+FFFD */
+            ex->close_reason = PyUnicode_DecodeUTF8(reason, (Py_ssize_t)rlen,
+                                                    "replace");
         if (ex->recv_fut && inbox_len(ex) == 0) {
             PyObject *e = ws_disconnect_event(ex);
             if (e)
@@ -1282,6 +1290,7 @@ static PyObject *new_ex(struct drv_conn *c)
     ex->started = ex->finished = ex->gone = false;
     ex->ws = ex->connected = ex->accepted = ex->denied = ex->closed = false;
     ex->close_code = 0;
+    ex->close_reason = NULL;
     ex->inbox = NULL;
     ex->inbox_head = 0;
     return (PyObject *)ex;

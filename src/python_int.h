@@ -176,7 +176,8 @@ void py_asgi_drained(void *handle);
 void py_asgi_release(void *handle, bool gone);
 void py_asgi_ws_message(void *handle, bool text, const void *data,
                         size_t len);
-void py_asgi_ws_closed(void *handle, int code);
+void py_asgi_ws_closed(void *handle, int code, const char *reason,
+                       size_t rlen);
 int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
                        size_t errlen);
 void py_asgi_loop_run(struct drv_app *app, struct ev_loop *loop);

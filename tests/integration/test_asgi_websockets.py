@@ -250,7 +250,8 @@ def test_the_clients_close_code_reaches_the_app(drover, tmp_path):
         return ws.close_code
 
     assert run(talk()) == 4002   # the server echoed the close
-    assert marker(tmp_path, "ws-disconnect-client") == {"code": 4002}
+    assert marker(tmp_path, "ws-disconnect-client") == {
+        "code": 4002, "reason": "client says bye"}
 
 
 def test_a_message_over_ws_max_size_closes_with_1009(drover, tmp_path):

@@ -290,7 +290,8 @@ async def ws_echo(scope, receive, send):
         msg = await receive()
         if msg["type"] == "websocket.disconnect":
             if ident:
-                mark(f"ws-disconnect-{ident}", {"code": msg.get("code")})
+                mark(f"ws-disconnect-{ident}", {"code": msg.get("code"),
+                                                "reason": msg.get("reason")})
             return
         if msg.get("text") is not None:
             await send({"type": "websocket.send", "text": msg["text"]})
