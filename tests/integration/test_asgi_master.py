@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from helpers import (APPS, Closed, asgi, children, get, keepalive_load,
-                     marker, serving_pid, wait_for, wait_started, ws_url)
+from helpers import (APPS, Closed, RawConn, asgi, children, get,
+                     keepalive_load, marker, request, serving_pid, wait_for,
+                     wait_started, ws_url)
 
 
 def test_a_worker_whose_loop_is_blocked_is_killed_and_replaced(drover,
@@ -168,3 +169,25 @@ def test_max_requests_recycles_asgi_workers_with_no_failure(drover,
     assert max(served.values()) <= 20 + 4, served.most_common(3)
     assert len(served) >= 240 // 24
     srv.wait_log(r"Autorestarting worker: \d+ requests served")
+
+
+def test_a_response_begun_before_term_keeps_its_keep_alive_promise(drover,
+                                                                  tmp_path):
+    # The bug: a response whose head said keep-alive, finished after the
+    # stop began, had its connection closed under the client's next
+    # request (a reset). It now gets that request answered, with
+    # Connection: close, in the stop's last call.
+    srv = asgi(drover, tmp_path, "--graceful-timeout", "5")
+    wait_started(srv, tmp_path, 1)
+    with RawConn(srv.port) as c:
+        c.send(request("GET", "/sleep?s=0.5"))
+        time.sleep(0.2)            # the app is sleeping: its head is not out
+        srv.kill(signal.SIGTERM)
+        first = c.read_response()
+        assert first.status == 200
+        assert first.header("Connection") is None  # begun before the stop
+        c.send(request("GET", "/fixed"))
+        second = c.read_response()
+        assert second.status == 200 and second.body == b"hello world"
+        assert second.header("Connection") == "close"
+    assert srv.proc.wait(10) == 0
