@@ -57,7 +57,7 @@ struct drv_app_ops {
 
     /* ---- Apps that run on an event loop of their own (ASGI) ----
      * NULL for apps that are called and return (call above). Such an app
-     * drives the worker's libev loop itself (see python_asgi.c), serves
+     * drives the worker's libev loop itself (see python_asgi_loop.c), serves
      * many requests at once on it, and answers each through the
      * drv_conn_* functions of conn.h:
      *

@@ -13,7 +13,9 @@
  *                     wsgi.input;
  *   python_body.c     calling the app and sending what it returns: lists,
  *                     lazily pulled iterables, wsgi.file_wrapper;
- *   python_dev.c      --dev: traceback text and pages, the source files.
+ *   python_dev.c      --dev: traceback text and pages, the source files;
+ *   python_asgi*.c    ASGI apps: one request, its WebSocket, the worker's
+ *                     asyncio loop (python_asgi_int.h is theirs).
  *
  * Only these files include <Python.h>, and each does so first (CPython
  * wants it before any system header), then this header. Names shared
@@ -163,7 +165,7 @@ int py_call(struct drv_app *app, struct drv_request *req,
 void py_log_exception(const char *what, const char *spec);
 
 /* ------------------------------------------------------------------ */
-/* ASGI apps (python_asgi.c)                                           */
+/* ASGI apps (python_asgi*.c; their shared parts: python_asgi_int.h)  */
 
 /* Ready the ASGI glue (once). Returns 0 or -1. */
 int py_asgi_setup(void);
