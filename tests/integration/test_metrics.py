@@ -440,12 +440,12 @@ def test_metrics_bind_must_be_an_address_drover_binds(tmp_path):
 
 def test_the_example_config_shows_metrics_bind_commented_out(tmp_path):
     text = (ROOT / "conf" / "drover.yml").read_text()
-    assert "\n# metrics_bind: 127.0.0.1:9100\n" in text
+    assert "\n# metrics_bind: 127.0.0.1:9101\n" in text
     config = tmp_path / "drover.yml"
     config.write_text(text.replace("# metrics_bind:", "metrics_bind:"))
     r = run_drover("--print-config", "-c", config, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert 'metrics_bind: "127.0.0.1:9100"' in r.stdout
+    assert 'metrics_bind: "127.0.0.1:9101"' in r.stdout
 
 
 def test_a_metrics_address_in_use_stops_the_start(drover):
