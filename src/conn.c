@@ -84,6 +84,12 @@ struct close_job {
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 static void process(struct drv_conn *c);
+/* A response that completed may have left pipelined requests. */
+static void serve_pipelined(struct drv_conn *c)
+{
+    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
+        process(c);
+}
 static void flush(struct drv_conn *c);
 static void attach(struct drv_conn *c);
 static void detach(struct drv_conn *c);
@@ -498,9 +504,7 @@ static void on_job_done(struct drv_job *job)
         return;
     }
     flush(c);
-    /* A response that completed may have left pipelined requests. */
-    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
-        process(c);
+    serve_pipelined(c);
 }
 
 /* The call, and the first part of a streamed body while the app's state
@@ -892,9 +896,7 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
     } else if (revents & EV_READ) {
         on_readable(c);
     }
-    /* A response that completed may have left pipelined requests. */
-    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
-        process(c);
+    serve_pipelined(c);
 }
 
 /* Bytes the client has sent that we have not read yet: a request to
@@ -1028,9 +1030,7 @@ void drv_conn_progress(struct drv_conn *c)
         (ev_is_active(&c->io) && (c->io.events & EV_WRITE)))
         return;
     flush(c);
-    /* A response that completed may have left pipelined requests. */
-    if (!c->closed && c->state == C_READING && drv_buf_size(&c->in))
-        process(c);
+    serve_pipelined(c);
 }
 
 void drv_conn_fail(struct drv_conn *c)

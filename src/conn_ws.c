@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
 
@@ -49,21 +48,21 @@ struct conn_ws {
 
 /* ---- the handshake ---- */
 
-/* Whether the comma-separated header `name` has the token `token`. */
+/* Whether a comma-separated header `name` has the token `token` (both
+ * given in lower case; compared without case). */
 static bool has_token(const struct drv_request *req, const char *name,
                       const char *token)
 {
-    size_t tlen = strlen(token);
     const struct drover_request *v = &req->view;
     for (size_t i = 0; i < v->nheaders; i++) {
         const struct drover_header *h = &v->headers[i];
-        if (h->name.len != strlen(name) ||
-            strncasecmp(h->name.ptr, name, h->name.len) != 0)
+        if (!drv_str_eq_lower((struct drv_str){h->name.ptr, h->name.len},
+                              name))
             continue;
         const char *p = h->value.ptr, *end = p + h->value.len;
         struct drv_str item;
         while (drv_list_next(&p, end, &item))
-            if (item.len == tlen && strncasecmp(item.ptr, token, tlen) == 0)
+            if (drv_str_eq_lower(item, token))
                 return true;
     }
     return false;
@@ -77,27 +76,15 @@ bool conn_ws_wanted(const struct drv_request *req)
            has_token(req, "connection", "upgrade");
 }
 
-static const struct drover_header *find(const struct drv_request *req,
-                                        const char *lower)
-{
-    size_t n = strlen(lower);
-    for (size_t i = 0; i < req->view.nheaders; i++) {
-        const struct drover_header *h = &req->view.headers[i];
-        if (h->name.len == n && strncasecmp(h->name.ptr, lower, n) == 0)
-            return h;
-    }
-    return NULL;
-}
-
 int conn_ws_check(const struct drv_request *req, const char **why)
 {
-    const struct drover_header *version = find(req, "sec-websocket-version");
+    const struct drover_header *version = drv_http_header(req, "sec-websocket-version");
     if (!version || version->value.len != 2 ||
         memcmp(version->value.ptr, "13", 2) != 0) {
         *why = "WebSocket version is not 13";
         return 426;
     }
-    const struct drover_header *key = find(req, "sec-websocket-key");
+    const struct drover_header *key = drv_http_header(req, "sec-websocket-key");
     /* 16 random bytes, base64: 24 characters (RFC 6455 4.1). */
     uint8_t raw[BASE64_DECODE_LENGTH(24)];
     size_t n = sizeof(raw);
@@ -378,8 +365,8 @@ int drv_conn_ws_accept(struct drv_conn *c, const char *subprotocol,
     c->ws = ws;
 
     char accept[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) + 1];
-    const struct drover_header *key = find(&c->x->http.req,
-                                           "sec-websocket-key");
+    const struct drover_header *key = drv_http_header(&c->x->http.req,
+                                                      "sec-websocket-key");
     accept_value(key->value, accept);
     struct drv_buf *o = &c->out;
     drv_buf_puts(o, "HTTP/1.1 101 Switching Protocols\r\n"

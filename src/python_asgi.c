@@ -28,7 +28,6 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -629,8 +628,8 @@ static PyObject *subprotocols(const struct drover_request *v)
     PyObject *list = PyList_New(0);
     for (size_t i = 0; list && i < v->nheaders; i++) {
         const struct drover_header *h = &v->headers[i];
-        if (h->name.len != 22 ||
-            strncasecmp(h->name.ptr, "sec-websocket-protocol", 22) != 0)
+        if (!drv_str_eq_lower((struct drv_str){h->name.ptr, h->name.len},
+                              "sec-websocket-protocol"))
             continue;
         const char *p = h->value.ptr, *end = p + h->value.len;
         struct drv_str item;
