@@ -46,7 +46,7 @@
 /* The glue: selector, lifespan, the worker's asyncio side              */
 
 static const char glue[] =
-    "import asyncio, inspect, selectors, sys\n"
+    "import asyncio, selectors, sys\n"
     "class ClientDisconnected(OSError):\n"
     "    'The client went away: a send() cannot reach it.'\n"
     "async def run_app(app, scope, receive, send, done):\n"
@@ -59,30 +59,6 @@ static const char glue[] =
     "            raise\n"
     "    else:\n"
     "        done(None)\n"
-    "def positional(f):\n"
-    "    'How many positional arguments f takes, None when unknown.'\n"
-    "    try:\n"
-    "        sig = inspect.signature(f)\n"
-    "    except (TypeError, ValueError):\n"
-    "        return None\n"
-    "    n = 0\n"
-    "    for p in sig.parameters.values():\n"
-    "        if p.kind == p.VAR_POSITIONAL:\n"
-    "            return None\n"
-    "        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):\n"
-    "            n += 1\n"
-    "    return n\n"
-    "def asgi_kind(app):\n"
-    "    # 3: an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0: neither.\n"
-    "    # A callable of one argument (the scope) is ASGI 2: WSGI takes two.\n"
-    "    isco = asyncio.iscoroutinefunction\n"
-    "    if inspect.isclass(app):\n"
-    "        return 2 if (hasattr(app, '__await__') or\n"
-    "                     isco(getattr(app, '__call__', None)) or\n"
-    "                     positional(app) == 1) else 0\n"
-    "    if isco(app) or isco(getattr(app, '__call__', None)):\n"
-    "        return 3\n"
-    "    return 2 if positional(app) == 1 else 0\n"
     "class Selector(selectors.BaseSelector):\n"
     "    'asyncio selector whose select() turns drover\\'s loop once.'\n"
     "    def __init__(self, turn):\n"
@@ -420,37 +396,62 @@ int py_asgi_setup(void)
         return 0;
     if (py_asgi_types() != 0)
         return -1;
-    PyObject *ns = PyDict_New();
-    PyObject *name = PyUnicode_FromString("drover.asgi");
-    if (!ns || !name ||
-        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) != 0 ||
-        PyDict_SetItemString(ns, "__name__", name) != 0) {
-        Py_XDECREF(name);
-        Py_XDECREF(ns);
-        return -1;
-    }
-    Py_DECREF(name);
     /* Named, so that a traceback through run_app says whose it is. */
-    PyObject *code = Py_CompileString(glue, "<drover asgi>", Py_file_input);
-    PyObject *r = code ? PyEval_EvalCode(code, ns, ns) : NULL;
-    Py_XDECREF(code);
-    if (!r) {
-        Py_DECREF(ns);
+    PyObject *ns = py_namespace(glue, "drover.asgi");
+    if (!ns)
         return -1;
-    }
-    Py_DECREF(r);
     py_k.disconnected = PyDict_GetItemString(ns, "ClientDisconnected");
     Py_INCREF(py_k.disconnected);
     py_asgi_glue = ns;
     return 0;
 }
 
+/* Telling an ASGI app from a WSGI one needs only inspect: the glue (and
+ * asyncio with it) is loaded once the app is known to be ASGI. */
+static const char detect[] =
+    "import inspect, sys\n"
+    "def positional(f):\n"
+    "    'How many positional arguments f takes, None when unknown.'\n"
+    "    try:\n"
+    "        sig = inspect.signature(f)\n"
+    "    except (TypeError, ValueError):\n"
+    "        return None\n"
+    "    n = 0\n"
+    "    for p in sig.parameters.values():\n"
+    "        if p.kind == p.VAR_POSITIONAL:\n"
+    "            return None\n"
+    "        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):\n"
+    "            n += 1\n"
+    "    return n\n"
+    "def asgi_kind(app):\n"
+    "    # 3: an ASGI 3 app, 2: an ASGI 2 (double-callable) one, 0: neither.\n"
+    "    # A callable of one argument (the scope) is ASGI 2: WSGI takes two.\n"
+    "    # asyncio's test also knows its legacy markers; importing asyncio\n"
+    "    # for it alone would cost a WSGI worker some 8 MiB.\n"
+    "    aio = sys.modules.get('asyncio')\n"
+    "    isco = aio.iscoroutinefunction if aio else inspect.iscoroutinefunction\n"
+    "    if inspect.isclass(app):\n"
+    "        return 2 if (hasattr(app, '__await__') or\n"
+    "                     isco(getattr(app, '__call__', None)) or\n"
+    "                     positional(app) == 1) else 0\n"
+    "    if isco(app) or isco(getattr(app, '__call__', None)):\n"
+    "        return 3\n"
+    "    return 2 if positional(app) == 1 else 0\n"
+;
+
 int py_asgi_kind(PyObject *callable)
 {
-    if (py_asgi_setup() != 0)
-        return -1;
-    PyObject *f = PyDict_GetItemString(py_asgi_glue, "asgi_kind");
-    PyObject *r = PyObject_CallOneArg(f, callable);
+    static PyObject *kind_of;
+    if (!kind_of) {
+        PyObject *ns = py_namespace(detect, "drover.detect");
+        if (!ns)
+            return -1;
+        kind_of = Py_XNewRef(PyDict_GetItemString(ns, "asgi_kind"));
+        Py_DECREF(ns);
+        if (!kind_of)
+            return -1;
+    }
+    PyObject *r = PyObject_CallOneArg(kind_of, callable);
     if (!r)
         return -1;
     long kind = PyLong_AsLong(r);

@@ -125,16 +125,9 @@ void py_source_files(const char *spec,
         return;
     py_enter();
     if (!dev_ns) {
-        dev_ns = PyDict_New();
-        PyObject *r = NULL;
-        if (dev_ns && PyDict_SetItemString(dev_ns, "__builtins__",
-                                           PyEval_GetBuiltins()) == 0)
-            r = PyRun_String(dev_code, Py_file_input, dev_ns, dev_ns);
-        if (!r) {
+        dev_ns = py_namespace(dev_code, "drover.dev");
+        if (!dev_ns)
             py_log_exception("cannot list the app's source files", NULL);
-            Py_CLEAR(dev_ns);
-        }
-        Py_XDECREF(r);
     }
     PyObject *fn = dev_ns ? PyDict_GetItemString(dev_ns, "sources") : NULL;
     PyObject *list = fn ? PyObject_CallFunctionObjArgs(

@@ -163,6 +163,9 @@ int py_call(struct drv_app *app, struct drv_request *req,
 /* Log `what` (and the app spec, when not NULL), then the traceback of the
  * exception set, which this clears. */
 void py_log_exception(const char *what, const char *spec);
+/* A fresh module namespace `name` with `source` run in it; tracebacks
+ * through it say "<name>". New reference, or NULL with the exception set. */
+PyObject *py_namespace(const char *source, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* ASGI apps (python_asgi*.c; their shared parts: python_asgi_int.h)  */

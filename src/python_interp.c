@@ -72,6 +72,30 @@ static void python_after_fork_parent(struct drv_app *app)
     py_leave();
 }
 
+/* A fresh module namespace `name` with `source` run in it; tracebacks
+ * through it say "<name>". Returns a new reference, or NULL with the
+ * exception set. */
+PyObject *py_namespace(const char *source, const char *name)
+{
+    char filename[64];
+    snprintf(filename, sizeof(filename), "<%s>", name);
+    PyObject *ns = PyDict_New();
+    PyObject *code = NULL, *r = NULL, *n = PyUnicode_FromString(name);
+    if (ns && n &&
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+        PyDict_SetItemString(ns, "__name__", n) == 0 &&
+        (code = Py_CompileString(source, filename, Py_file_input)))
+        r = PyEval_EvalCode(code, ns, ns);
+    Py_XDECREF(n);
+    Py_XDECREF(code);
+    if (!r) {
+        Py_XDECREF(ns);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return ns;
+}
+
 /* Run Python statements (GIL held); failures go to the error log. */
 static int run_statements(const char *code)
 {
@@ -274,7 +298,13 @@ static int pick_interface(PyObject *callable, const char *spec,
                  "guarantee_single_callable()", spec);
         return -1;
     }
-    return kind == 3 || strcmp(want, "asgi") == 0;
+    if (kind != 3 && strcmp(want, "asgi") != 0)
+        return 0;
+    if (py_asgi_setup() != 0) {
+        summarise_exception(spec, err, errlen);
+        return -1;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -413,23 +443,13 @@ static int init_interpreter(const char *spec, char *err, size_t errlen)
         snprintf(err, errlen, "cannot initialise the WSGI types");
         return -1;
     }
-    bootstrap_ns = PyDict_New();
-    PyObject *builtins = PyEval_GetBuiltins();
-    if (!bootstrap_ns ||
-        PyDict_SetItemString(bootstrap_ns, "__builtins__", builtins) != 0) {
-        snprintf(err, errlen, "cannot create the bootstrap namespace");
-        return -1;
-    }
-    PyObject *r = PyRun_String(bootstrap, Py_file_input, bootstrap_ns,
-                               bootstrap_ns);
-    if (!r || py_environ_template(PyDict_GetItemString(
-                  bootstrap_ns, "FileWrapper")) != 0) {
-        Py_XDECREF(r);
+    bootstrap_ns = py_namespace(bootstrap, "drover");
+    if (!bootstrap_ns || py_environ_template(PyDict_GetItemString(
+                             bootstrap_ns, "FileWrapper")) != 0) {
         PyErr_PrintEx(0);
         snprintf(err, errlen, "cannot run drover's Python bootstrap");
         return -1;
     }
-    Py_DECREF(r);
     py_ready = true;
     return 0;
 }

@@ -25,6 +25,15 @@ def test_pythonpath_entries_come_first_and_split_on_commas(drover, tmp_path):
     assert got["path"][:3] == [str(APPS), str(extra), str(tmp_path)]
 
 
+def test_a_wsgi_app_does_not_pay_for_asyncio(drover):
+    # Telling WSGI from ASGI must not import asyncio (some 8 MiB a
+    # process); the ASGI glue is loaded only for an ASGI app.
+    for extra in ([], ["--preload"]):
+        srv = drover(*extra, "envinfo:app", cwd=APPS)
+        assert requests.get(srv.url, timeout=5).json()["asyncio"] is False
+        srv.stop()
+
+
 def test_env_is_set_before_the_app_is_imported(drover):
     srv = drover("-e", "DROVER_TEST_VALUE=a=b", "envinfo:app", cwd=APPS)
     assert requests.get(srv.url, timeout=5).json()["env"] == "a=b"

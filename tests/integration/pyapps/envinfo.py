@@ -12,6 +12,7 @@ def app(environ, start_response):
         "script_name": environ["SCRIPT_NAME"],
         "path_info": environ["PATH_INFO"],
         "argv": sys.argv,
+        "asyncio": "asyncio" in sys.modules,
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
