@@ -39,7 +39,7 @@ CACHE = Path(os.environ.get("DROVER_DEPLOY_CACHE",
                             "/var/cache/drover-test-deploy"))
 MIRROR = os.environ.get("DROVER_DEPLOY_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
-RUNTIME_LIBS = ("libev4,libyaml-0-2,libsystemd0,libpython3.11,libwslay1,"
+RUNTIME_LIBS = ("libev4,libyaml-0-2,libsystemd0,libwslay1,"
                 "libnettle8")
 SYSTEMD_INCLUDE = f"systemd,systemd-sysv,dbus,procps,python3,{RUNTIME_LIBS}"
 DOCKER = "/usr/bin/docker"  # Debian's client, the engine's own version
