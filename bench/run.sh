@@ -262,8 +262,11 @@ rss() {
 
 # unaccepted PORT: client address:port of every established connection to
 # PORT that no process has accept()ed yet (it waits in the listen queue).
+# ss -p reads every process's descriptors, tens of milliseconds of CPU: it
+# runs on the client's CPUs, not in the servers' time slices (on theirs it
+# put milliseconds on the p99 of whichever peer was measured).
 unaccepted() {
-    ss -tnpH state established "( sport = :$1 )" 2>/dev/null | awk '!/users:/ { print $4 }' | sort
+    "${CLIENT_PIN[@]}" ss -tnpH state established "( sport = :$1 )" 2>/dev/null | awk '!/users:/ { print $4 }' | sort
 }
 
 # ------------------------------------------------------------------- peers

@@ -303,6 +303,7 @@ static int worker_main(struct master *m, struct drv_slot *slot,
                         m->a->accesslog) != 0)
         return DRV_EXIT_BOOT;
     w.slot = slot;
+    w.board = &m->sb;
     w.conns.totals = m->sb.totals;
     w.master_pid = master_pid;
     w.max_requests = limit;

@@ -93,10 +93,39 @@ struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid)
 
 struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb)
 {
-    for (size_t i = 0; i < sb->nslots; i++)
-        if (drv_slot_state(&sb->slots[i]) == DRV_SLOT_FREE)
-            return &sb->slots[i];
+    for (size_t i = 0; i < sb->nslots; i++) {
+        if (drv_slot_state(&sb->slots[i]) != DRV_SLOT_FREE)
+            continue;
+        if (i + 1 > __atomic_load_n(&sb->totals->slots_used, __ATOMIC_RELAXED))
+            __atomic_store_n(&sb->totals->slots_used, (uint32_t)(i + 1),
+                             __ATOMIC_RELAXED);
+        return &sb->slots[i];
+    }
     return NULL;
+}
+
+uint64_t drv_scoreboard_fewest_conns(const struct drv_scoreboard *sb,
+                                     const struct drv_slot *self,
+                                     uint64_t now_ms, uint64_t fresh_ms,
+                                     size_t *ready)
+{
+    uint64_t fewest = UINT64_MAX;
+    size_t n = __atomic_load_n(&sb->totals->slots_used, __ATOMIC_RELAXED);
+    *ready = 1;
+    for (size_t i = 0; i < n && i < sb->nslots; i++) {
+        const struct drv_slot *o = &sb->slots[i];
+        if (o == self || drv_slot_state(o) != DRV_SLOT_READY)
+            continue;
+        ++*ready;
+        uint64_t beat = drv_slot_load(&o->heartbeat_ms);
+        if (!__atomic_load_n(&o->polling, __ATOMIC_RELAXED) &&
+            now_ms > beat && now_ms - beat > fresh_ms)
+            continue; /* in a long iteration: an app call, or stuck */
+        uint64_t c = drv_slot_load(&o->conns);
+        if (c < fewest)
+            fewest = c;
+    }
+    return fewest;
 }
 
 void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req,

@@ -129,7 +129,9 @@ struct drv_slot {
     uint64_t kill_at_ms; /* SIGKILL deadline once told to stop, 0 = none */
     uint64_t started_ms;
     /* worker-owned */
-    uint64_t heartbeat_ms; /* loop's last beat (CLOCK_MONOTONIC) */
+    uint64_t heartbeat_ms; /* loop's last beat (CLOCK_MONOTONIC): as it
+                              goes to poll and as it comes back */
+    uint32_t polling;      /* the loop waits in its poll */
     uint64_t busy_since_ms; /* app call under way since, 0 = idle */
     uint64_t busy_fd;    /* that call's client socket + 1, 0 = none: the
                             master answers it 504 if it times out */
@@ -158,6 +160,9 @@ struct drv_totals {
     struct drv_hist duration;
     struct drv_hist queue;
     uint64_t restarts[DRV_RESTART_REASONS];
+    /* Slots [0, slots_used) may hold a worker: how far a worker looks
+     * for its siblings (drv_scoreboard_fewest_conns). */
+    uint32_t slots_used;
 } __attribute__((aligned(64)));
 
 struct drv_scoreboard {
@@ -183,8 +188,19 @@ void drv_scoreboard_free(struct drv_scoreboard *sb);
 /* The slot of `pid`, or NULL. */
 struct drv_slot *drv_scoreboard_find(struct drv_scoreboard *sb, pid_t pid);
 
-/* A free slot, or NULL when all are taken. */
+/* A free slot, or NULL when all are taken. Master side: the slot counts
+ * as used from then on (totals->slots_used). */
 struct drv_slot *drv_scoreboard_free_slot(struct drv_scoreboard *sb);
+
+/* Worker side, for connection balancing: the fewest open connections of
+ * the READY workers other than `self` that would take a connection now
+ * (waiting in their poll, or in an iteration of their loop that began
+ * within `fresh_ms` of `now_ms`), UINT64_MAX when there is none; and in
+ * *ready, how many READY workers there are, `self` included. */
+uint64_t drv_scoreboard_fewest_conns(const struct drv_scoreboard *sb,
+                                     const struct drv_slot *self,
+                                     uint64_t now_ms, uint64_t fresh_ms,
+                                     size_t *ready);
 
 /* The slot's state (a relaxed atomic load: see the field). */
 static inline enum drv_slot_state drv_slot_state(const struct drv_slot *slot)
@@ -257,6 +273,13 @@ static inline void drv_slot_set_in_flight(struct drv_slot *slot, uint64_t n)
 static inline void drv_slot_set_conns(struct drv_slot *slot, uint64_t n)
 {
     drv_slot_store(&slot->conns, n);
+}
+
+/* Worker side: the loop goes to its poll (true) or comes back from it. */
+static inline void drv_slot_beat(struct drv_slot *slot, bool polling)
+{
+    drv_slot_store(&slot->heartbeat_ms, drv_now_ms());
+    __atomic_store_n(&slot->polling, polling, __ATOMIC_RELAXED);
 }
 
 /* Worker side: the worker is retiring by itself, for `why`. */

@@ -42,6 +42,7 @@ struct drv_app;
 struct drv_accesslog;
 struct drv_proxy_trust;
 struct drv_slot;
+struct drv_scoreboard;
 
 struct drv_accept_watch {
     ev_io io;
@@ -61,12 +62,16 @@ struct drv_worker {
     struct drv_proxy_trust *trust;   /* forwarded_allow_ips, compiled */
 
     ev_prepare reaper;
+    ev_check awake;        /* back from the poll: the scoreboard hears */
     ev_timer accept_pause; /* out of descriptors: retry accepting later */
+    ev_timer balance_pause; /* a sibling has fewer connections: let it */
     ev_timer graceful;     /* graceful stop deadline */
     ev_timer beat;         /* heartbeat while idle; master-alive check */
     ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
 
     struct drv_slot *slot; /* scoreboard slot, NULL without a master */
+    struct drv_scoreboard *board; /* the siblings' slots, with `slot` */
+    size_t cpus;           /* it may run on: balancing needs one a worker */
     pid_t master_pid;      /* stop when our parent is no longer this */
     bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */

@@ -1,11 +1,16 @@
 """The prefork master's workers: N of them start and all serve, under
 process titles naming master and workers; TTIN and TTOU change how many."""
+import os
 import signal
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from helpers import APPS, children, get, serving_pid, wait_for, wait_workers
+import pytest
+
+from helpers import (APPS, RawConn, children, get, request, serving_pid,
+                     wait_for, wait_workers)
 
 
 def test_n_workers_start_and_all_serve(drover):
@@ -51,3 +56,48 @@ def test_the_gunicorn_dockerfile_command_line_works(drover):
                  "master_app:app", cwd=APPS)
     wait_workers(srv, 4)
     assert get(srv.port, "/").status == 200
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+                    reason="balancing needs a CPU per worker")
+def test_a_burst_of_keepalive_connections_spreads_over_the_workers(drover):
+    # 40 connections opened at once, each asking once and staying open
+    # (wrk's pattern): the kernel wakes every worker for each, and
+    # whichever runs first would take it; the workers even it out from
+    # the scoreboard, so that each holds about half.
+    srv = drover("-w", "2", "master_app:app", cwd=APPS)
+    workers = wait_workers(srv, 2)
+    # Both ready: two slow requests at once land on both.
+    with ThreadPoolExecutor(2) as pool:
+        assert set(pool.map(lambda _: serving_pid(srv, "/sleep?s=0.3"),
+                            range(2))) == workers
+    for _ in range(3):
+        conns = [RawConn(srv.port) for _ in range(40)]
+        try:
+            for c in conns:
+                c.send(request("GET", "/"))
+            served = Counter(int(c.read_response().text.split()[0])
+                             for c in conns)
+            assert set(served) == workers
+            # Each worker holds what it served; the slack is 2.
+            assert max(served.values()) - min(served.values()) <= 4, served
+        finally:
+            for c in conns:
+                c.close()
+        # The next burst once the workers have closed these (their counts
+        # are what they balance on).
+        wait_for(lambda: not server_sockets(srv.port), what="closes")
+
+
+def server_sockets(port):
+    """The server's side of the TCP connections to `port` still open
+    (established, or closed by the client only: CLOSE_WAIT)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and \
+                        state in ("01", "08"):
+                    n += 1
+    return n
