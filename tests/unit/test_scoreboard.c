@@ -518,6 +518,46 @@ static void test_free_leaves_an_empty_scoreboard_that_frees_again(void **state)
     assert_null(drv_scoreboard_find(&sb, 1));
 }
 
+static void test_fewest_conns_looks_at_ready_siblings_that_can_accept(
+    void **state)
+{
+    (void)state;
+    struct drv_scoreboard sb = board(8);
+    struct drv_slot *me = claim(&sb, 100), *a = claim(&sb, 101),
+                    *b = claim(&sb, 102), *c = claim(&sb, 103);
+    size_t ready;
+    /* Only slots [0, slots_used) are looked at: 4 claimed. */
+    assert_int_equal(sb.totals->slots_used, 4);
+    assert_int_equal(drv_scoreboard_fewest_conns(&sb, me, 1000, 25, &ready),
+                     UINT64_MAX);
+    assert_int_equal(ready, 1); /* none READY yet: me alone */
+    for (struct drv_slot *s = me; s <= c; s++)
+        assert_true(drv_slot_mark_ready(s));
+    drv_slot_set_conns(me, 9);
+    drv_slot_set_conns(a, 7);
+    drv_slot_set_conns(b, 3);
+    drv_slot_set_conns(c, 5);
+    a->heartbeat_ms = b->heartbeat_ms = c->heartbeat_ms = 990;
+    /* Each running an iteration begun 10 ms ago: all can accept. */
+    assert_int_equal(drv_scoreboard_fewest_conns(&sb, me, 1000, 25, &ready),
+                     3);
+    assert_int_equal(ready, 4);
+    /* b's iteration has run 50 ms (an app call, or stuck): not b. */
+    b->heartbeat_ms = 950;
+    assert_int_equal(drv_scoreboard_fewest_conns(&sb, me, 1000, 25, &ready),
+                     5);
+    /* ... unless it waits in its poll, however long ago it went there. */
+    b->polling = 1;
+    assert_int_equal(drv_scoreboard_fewest_conns(&sb, me, 1000, 25, &ready),
+                     3);
+    /* A stopping sibling neither takes connections nor counts. */
+    drv_slot_set_state(b, DRV_SLOT_STOPPING);
+    assert_int_equal(drv_scoreboard_fewest_conns(&sb, me, 1000, 25, &ready),
+                     5);
+    assert_int_equal(ready, 3);
+    drv_scoreboard_free(&sb);
+}
+
 static void test_now_ms_never_goes_back(void **state)
 {
     (void)state;
@@ -555,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_adopt_maps_the_same_slots_from_an_inherited_fd),
         cmocka_unit_test(test_adopt_refuses_a_size_that_is_not_whole_slots),
         cmocka_unit_test(test_free_leaves_an_empty_scoreboard_that_frees_again),
+        cmocka_unit_test(test_fewest_conns_looks_at_ready_siblings_that_can_accept),
         cmocka_unit_test(test_now_ms_never_goes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
