@@ -149,12 +149,6 @@ void drv_buf_trim(struct drv_buf *b, size_t keep)
         drv_buf_free(b);
 }
 
-bool drv_str_eq_lower(struct drv_str s, const char *lower)
-{
-    size_t n = strlen(lower);
-    return s.len == n && strncasecmp(s.ptr, lower, n) == 0;
-}
-
 int drv_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

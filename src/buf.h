@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 /* The struct that holds `ptr` as its `member` (an embedded watcher's
  * owner, say). */
@@ -92,8 +93,14 @@ char *drv_xstrdup(const char *s);
 char *drv_xstrndup(const char *s, size_t n);
 
 /* ASCII case-insensitive comparison of a view with a NUL-terminated
- * lower-case literal. */
-bool drv_str_eq_lower(struct drv_str s, const char *lower);
+ * lower-case literal. Inline, so that a literal's length is known at
+ * compile time and a length mismatch costs no call (header names are
+ * compared this way on every request). */
+static inline bool drv_str_eq_lower(struct drv_str s, const char *lower)
+{
+    size_t n = strlen(lower);
+    return s.len == n && strncasecmp(s.ptr, lower, n) == 0;
+}
 
 /* The value of a hexadecimal digit, or -1. */
 int drv_hex_digit(char c);

@@ -786,8 +786,8 @@ static int start_task(struct python_app *pa, PyObject *ex, PyObject *scope)
     Py_XDECREF(done);
     PyObject *task = NULL;
     if (coro) {
-        PyObject *args[] = {coro, py_aw.aloop};
-        task = PyObject_Vectorcall(py_aw.task_type, args, 1, py_aw.loop_kw);
+        PyObject *args[] = {coro, py_aw.aloop, py_aw.task_name};
+        task = PyObject_Vectorcall(py_aw.task_type, args, 1, py_aw.task_kw);
         Py_DECREF(coro);
     }
     Py_XDECREF(task);

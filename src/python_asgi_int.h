@@ -38,7 +38,9 @@ struct py_asgi_worker {
     PyObject *create_future; /* the asyncio loop's, bound */
     PyObject *task_type;  /* asyncio.Task */
     PyObject *run_app;    /* the glue's run_app */
-    PyObject *loop_kw;    /* ("loop",) */
+    PyObject *task_kw;    /* ("loop", "name") */
+    PyObject *task_name;  /* every request's Task's: Python 3.11 formats
+                             "Task-N" per Task otherwise */
     PyObject *state;      /* lifespan state (dict), or NULL */
     bool dev;             /* --dev: a failure's 500 shows the traceback */
 };

@@ -310,11 +310,13 @@ int py_asgi_loop_start(struct drv_app *app, struct ev_loop *loop, char *err,
         py_aw.create_future = PyObject_GetAttrString(py_aw.aloop, "create_future");
         py_aw.task_type = PyObject_GetAttrString(asyncio, "Task");
         py_aw.run_app = Py_XNewRef(PyDict_GetItemString(py_asgi_glue, "run_app"));
-        py_aw.loop_kw = Py_BuildValue("(s)", "loop");
+        py_aw.task_kw = Py_BuildValue("(ss)", "loop", "name");
+        py_aw.task_name = PyUnicode_InternFromString("drover request");
     }
     Py_XDECREF(aloop);
     Py_XDECREF(asyncio);
-    if (!py_aw.create_future || !py_aw.task_type || !py_aw.run_app || !py_aw.loop_kw) {
+    if (!py_aw.create_future || !py_aw.task_type || !py_aw.run_app ||
+        !py_aw.task_kw || !py_aw.task_name) {
         py_log_exception("cannot set up the asyncio loop", NULL);
         snprintf(err, errlen, "cannot set up the asyncio loop (see the "
                  "traceback above)");
@@ -382,7 +384,8 @@ void py_asgi_loop_stop(struct drv_app *app, struct ev_loop *loop,
     Py_CLEAR(py_aw.create_future);
     Py_CLEAR(py_aw.task_type);
     Py_CLEAR(py_aw.run_app);
-    Py_CLEAR(py_aw.loop_kw);
+    Py_CLEAR(py_aw.task_kw);
+    Py_CLEAR(py_aw.task_name);
     Py_CLEAR(py_aw.state);
     py_leave();
 }

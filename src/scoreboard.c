@@ -134,14 +134,32 @@ void drv_slot_busy(struct drv_slot *slot, const struct drover_request *req,
     drv_slot_busy_since(slot, req, drv_now_ms(), fd);
 }
 
+/* Append what of `s` fits to the request line at `at` (room kept for
+ * the final NUL). Returns the new end. */
+static size_t put_request(char *line, size_t at, const char *s, size_t len)
+{
+    size_t room = DRV_SLOT_REQUEST_MAX - 1 - at;
+    if (len > room)
+        len = room;
+    if (len)
+        memcpy(line + at, s, len);
+    return at + len;
+}
+
 void drv_slot_busy_since(struct drv_slot *slot,
                          const struct drover_request *req, uint64_t since_ms,
                          int fd)
 {
     drv_slot_store(&slot->busy_fd, fd >= 0 ? (uint64_t)fd + 1 : 0);
-    snprintf(slot->request, sizeof(slot->request), "%.*s %.*s %.*s",
-             (int)req->method.len, req->method.ptr, (int)req->target.len,
-             req->target.ptr, (int)req->version.len, req->version.ptr);
+    /* "METHOD TARGET VERSION", cut to the slot; once per app call, where
+     * snprintf's format parsing was 1-2 % of a hello request's CPU. */
+    char *line = slot->request;
+    size_t at = put_request(line, 0, req->method.ptr, req->method.len);
+    at = put_request(line, at, " ", 1);
+    at = put_request(line, at, req->target.ptr, req->target.len);
+    at = put_request(line, at, " ", 1);
+    at = put_request(line, at, req->version.ptr, req->version.len);
+    line[at] = '\0';
     drv_slot_store(&slot->busy_since_ms, since_ms);
 }
 
