@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "accesslog.h"
 #include "app.h"
+#include "cpus.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -101,8 +101,9 @@ static bool full(struct drv_worker *w)
  * connection back longer than that. The worker with the fewest
  * connections always takes it, so one of them always accepts.
  *
- * Only while the workers have a CPU each (the CPUs this process may run
- * on, against the READY workers). With more workers than CPUs, spreading
+ * Only while the workers have a CPU each (drv_usable_cpus: the CPUs this
+ * process may run on, or its cgroup's CPU quota, against the READY
+ * workers). With more workers than CPUs, spreading
  * the connections evenly makes every client wait out the other workers'
  * time slices: 2 workers on one CPU, evenly spread, had a p99 of 7 ms
  * against 0.8 ms when the kernel's wake-ups left most connections with
@@ -511,9 +512,7 @@ int drv_worker_start_threads(struct drv_worker *w, size_t n, char *err,
 
 int drv_worker_run(struct drv_worker *w)
 {
-    cpu_set_t cpus;
-    w->cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
-                  ? (size_t)CPU_COUNT(&cpus) : 1;
+    w->cpus = drv_usable_cpus();
     w->conns.slot = w->slot;
     w->accepts = drv_xcalloc(w->nlisteners, sizeof(*w->accepts));
     for (size_t k = 0; k < w->nlisteners; k++) {

@@ -71,7 +71,7 @@ struct drv_worker {
 
     struct drv_slot *slot; /* scoreboard slot, NULL without a master */
     struct drv_scoreboard *board; /* the siblings' slots, with `slot` */
-    size_t cpus;           /* it may run on: balancing needs one a worker */
+    size_t cpus;           /* usable (cpus.h): balancing needs one a worker */
     pid_t master_pid;      /* stop when our parent is no longer this */
     bool keep_listeners;   /* a stop leaves the listening sockets open */
     bool stopping;         /* graceful stop under way */
