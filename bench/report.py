@@ -247,6 +247,9 @@ def section_title(g, facts, members):
         return "[%s] %s, ws_load -c%s: WebSocket echo of %s-byte text messages on %s" % (
             g, app or "-", facts["connections"], facts.get("message_size") or "?",
             members[0].get("path") or "/")
+    if facts.get("client") == "wrk16":
+        return "[%s] %s, wrk -c%s, 16 pipelined GET %s per connection" % (
+            g, app or "-", facts["connections"], members[0].get("path") or "/")
     return "[%s] %s, wrk -c%s GET %s" % (g, app or "-", facts["connections"],
                                           members[0].get("path") or "/")
 

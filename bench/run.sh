@@ -10,7 +10,10 @@
 #             waitress, bjoern and fastwsgi (../shared/peers); 2 workers each
 #             (waitress: 1 process)
 #   flask     the same servers on bench/apps/flask_app.py, wrk on GET /json
-#   python    wsgi + flask in one run (the comparison of issue 3)
+#   pipelined bench/apps/hello_wsgi.py on drover and fastwsgi, each wrk
+#             connection sending 16 requests at once (bench/pipeline16.lua);
+#             bjoern is left out: it answers about 12 pipelined requests/s
+#   python    wsgi + flask + pipelined in one run
 #   blocking  bench/apps/sleep_wsgi.py (sleeps 50 ms) with app threads: drover
 #             2 x 8, gunicorn gthread 2 x 8, uWSGI 2 x 8, waitress 16 threads;
 #             wrk -c 64; reports timeouts, the ratio to gthread and the
@@ -147,6 +150,8 @@ uwsgi_close_flask       flask     drover_flask     uwsgi_close       flask_app  
 waitress_flask          flask     drover_flask     waitress          flask_app   /json  4
 bjoern_flask            flask     drover_flask     bjoern            flask_app   /json  1
 fastwsgi_flask          flask     drover_flask     fastwsgi          flask_app   /json  1
+drover_pipelined        pipelined drover_pipelined drover_py         hello_wsgi  /      1
+fastwsgi_pipelined      pipelined drover_pipelined fastwsgi          hello_wsgi  /      1
 drover_blocking         blocking  drover_blocking  drover_py         sleep_wsgi  /      $BLOCKING_THREADS
 gunicorn_blocking       blocking  drover_blocking  gunicorn_gthread  sleep_wsgi  /      $BLOCKING_THREADS
 waitress_blocking       blocking  drover_blocking  waitress          sleep_wsgi  /      $((WORKERS * BLOCKING_THREADS))
@@ -171,12 +176,14 @@ hypercorn_ws            asgi_ws       drover_ws       hypercorn    asgi_echo    
 #                shows the fraction of the ideal, app threads / sleep
 #   goal_vs      the ref peer's "vs" figure that the group's issue asks for, or -
 #   goal_ideal   the ref peer's fraction of the ideal asked for, or -
-#   client       the load generator: wrk (HTTP requests on the peer's path)
+#   client       the load generator: wrk (HTTP requests on the peer's path),
+#                wrk16 (the same, 16 pipelined per connection: pipeline16.lua)
 #                or ws_load (WebSocket echo on the peer's path)
 GROUP_TABLE="
 native        $CONNECTIONS           -                  -          -     -     wrk
 wsgi          $CONNECTIONS           -                  -          -     -     wrk
 flask         $CONNECTIONS           -                  -          -     -     wrk
+pipelined     $CONNECTIONS           -                  -          -     -     wrk16
 blocking      $BLOCKING_CONNECTIONS  gunicorn_blocking  $SLEEP_MS  1.10  0.95  wrk
 asgi_hello    $CONNECTIONS           -                  -          -     -     wrk
 asgi_fastapi  $CONNECTIONS           -                  -          -     -     wrk
@@ -217,7 +224,7 @@ for arg in "$@"; do
     -h|--help) usage; exit 0 ;;
     all) mapfile -t all_groups < <(awk 'NF { print $1 }' <<<"$GROUP_TABLE")
          for g in "${all_groups[@]}"; do select_group "$g"; done ;;
-    python) select_group wsgi; select_group flask ;;
+    python) select_group wsgi; select_group flask; select_group pipelined ;;
     asgi) select_group asgi_hello; select_group asgi_fastapi; select_group asgi_ws ;;
     *)  arg=${arg//-/_}
         if [ -n "$(group_field "$arg" 1)" ]; then
@@ -781,7 +788,10 @@ run_load() {
         ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WS_LOAD" -c "$conns" -d "$2" -s "$WS_MESSAGE_SIZE" \
             "$(ws_url "$1")" </dev/null >"$3" 2>&1 9>&- &
     else
+        local script=()
+        [ "$(peer_client "$1")" != wrk16 ] || script=(-s "$BENCH_DIR/pipeline16.lua")
         ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$WRK" --latency -t "$THREADS" -c "$conns" -d "$2" \
+            ${script[@]+"${script[@]}"} \
             "http://127.0.0.1:${PORT[$1]}$(peer_field "$1" 6)" </dev/null >"$3" 2>&1 9>&- &
     fi
     WRK_PID=$!
