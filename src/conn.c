@@ -91,6 +91,7 @@ static void serve_pipelined(struct drv_conn *c)
         process(c);
 }
 static void flush(struct drv_conn *c);
+static void write_held(struct drv_conn *c);
 static void attach(struct drv_conn *c);
 static void detach(struct drv_conn *c);
 static void close_source_later(void *arg,
@@ -320,7 +321,8 @@ static void response_done(struct drv_conn *c)
                                               set->settings->keepalive
                               ? LAST_CALL_SECONDS
                               : set->settings->keepalive);
-    drv_buf_free(&c->out);
+    if (!drv_buf_size(&c->out))
+        drv_buf_free(&c->out);
     detach(c);
 }
 
@@ -668,6 +670,47 @@ static int send_file(struct drv_conn *c)
 /* Write what the output buffer holds, topping it up from a streamed body
  * while the socket takes it; a file body goes out with sendfile(2) once
  * the buffer (head, held bytes) is empty. */
+/* One write of what `out` holds. Returns the bytes written, 0 when the
+ * socket takes no more for now, or -1 when the connection failed (and is
+ * closed). */
+static ssize_t write_some(struct drv_conn *c)
+{
+    for (;;) {
+        ssize_t n = write(c->fd, drv_buf_data(&c->out), drv_buf_size(&c->out));
+        if (n >= 0) {
+            drv_buf_consume(&c->out, (size_t)n);
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return 0;
+        if (errno != EPIPE && errno != ECONNRESET)
+            drv_log_errno(errno, "write", "response to %s", c->remote);
+        conn_close(c);
+        return -1;
+    }
+}
+
+/* Responses held for pipelined requests (process), out now that no more
+ * follow at once; between requests, so the socket's writability is
+ * watched here rather than by flush. */
+static void write_held(struct drv_conn *c)
+{
+    while (drv_buf_size(&c->out)) {
+        ssize_t n = write_some(c);
+        if (n < 0)
+            return;
+        if (n == 0) {
+            conn_set_events(c, EV_READ | EV_WRITE);
+            conn_set_timer(c, c->set->settings->io_timeout);
+            return;
+        }
+    }
+    drv_buf_free(&c->out);
+    conn_set_events(c, EV_READ);
+}
+
 static void flush(struct drv_conn *c)
 {
     struct drv_response *r = &c->x->res;
@@ -699,20 +742,18 @@ static void flush(struct drv_conn *c)
             }
             return;
         }
-        ssize_t n = write(c->fd, drv_buf_data(&c->out), size);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                wait_writable(c);
-                return;
-            }
-            if (errno != EPIPE && errno != ECONNRESET)
-                drv_log_errno(errno, "write", "response to %s", c->remote);
-            conn_close(c);
+        if (c->hold && r->state == DRV_RESPONSE_DONE &&
+            size < PIPELINE_HOLD && drv_response_keeps_alive(r)) {
+            response_done(c); /* its bytes go with the next response's */
             return;
         }
-        drv_buf_consume(&c->out, (size_t)n);
+        ssize_t n = write_some(c);
+        if (n < 0)
+            return;
+        if (n == 0) {
+            wait_writable(c);
+            return;
+        }
         if (c->handle && (size_t)n < size &&
             drv_buf_size(&c->out) < OUT_LOW_WATER)
             c->set->app->ops->drained(c->handle);
@@ -730,7 +771,11 @@ static void send_continue(struct drv_conn *c)
             n = 0;
         drv_buf_append(&c->out, line + n, sizeof(line) - 1 - (size_t)n);
     } else {
+        /* After responses held for pipelining (process): in order, now,
+         * since the client waits for it to send the body. */
         drv_buf_append(&c->out, line, sizeof(line) - 1);
+        if (c->state == C_READING)
+            write_held(c);
     }
 }
 
@@ -765,10 +810,19 @@ static void process(struct drv_conn *c)
             reply_error(c, c->x->http.error_status, c->x->http.error_reason);
             return;
         case DRV_HTTP_DONE:
+            /* Pipelined requests behind this one: a response the app
+             * finishes at once may wait in `out` for theirs, so that one
+             * write carries the lot (one per response was 16 writes for
+             * wrk's 16 pipelined requests). */
+            c->hold = drv_buf_size(&c->in) && !c->set->pool &&
+                      !c->set->app->ops->begin;
             run_app(c);
+            c->hold = false;
             break;
         }
     }
+    if (!c->closed && c->state == C_READING && drv_buf_size(&c->out))
+        write_held(c);
 }
 
 /* The request state for `c`'s next request (see struct drv_exchange). */
@@ -893,6 +947,8 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
     if (revents & EV_WRITE) {
         if (c->state == C_WRITING)
             flush(c);
+        else if (c->state == C_READING)
+            write_held(c);
     } else if (revents & EV_READ) {
         on_readable(c);
     }
@@ -960,7 +1016,8 @@ void drv_conns_close_idle(struct drv_conns *set)
 {
     for (struct drv_conn *c = set->open; c; c = c->next) {
         if (!c->kept || c->state != C_READING || !between_requests(c) ||
-            drv_buf_size(&c->in) || request_waiting(c))
+            drv_buf_size(&c->in) || drv_buf_size(&c->out) ||
+            request_waiting(c))
             continue;
         if (!ev_is_active(&c->timer) ||
             ev_timer_remaining(set->loop, &c->timer) > LAST_CALL_SECONDS)

@@ -38,6 +38,8 @@ struct drv_conn {
                           request and it is not answered yet */
     bool kept;         /* kept alive after a response: idle from then on
                           means between requests (drv_conns_close_idle) */
+    bool hold;         /* pipelined requests follow this one: its finished
+                          response may wait in `out` for theirs (process) */
     struct drv_buf in, out;
     struct drv_exchange *x; /* the request under way; NULL while idle */
     struct drv_listener *listener;

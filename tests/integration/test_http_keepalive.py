@@ -89,6 +89,39 @@ def test_pipelined_requests_split_at_odd_places_are_all_answered(drover):
     assert paths == [f"/p{i}" for i in range(5)]
 
 
+def test_pipelined_responses_go_out_together_and_none_waits_for_a_partial_next(
+        drover):
+    # The responses to pipelined requests wait for one another to leave in
+    # one write; the last complete one's must not wait for a request still
+    # being sent (the client may want it first).
+    srv = drover(ECHO)
+    with RawConn(srv.port) as c:
+        c.send(request("GET", "/a") + request("GET", "/b") + b"GET /c HT")
+        assert echoed(c.read_response().body, "path") == "/a"
+        assert echoed(c.read_response().body, "path") == "/b"
+        c.send(b"TP/1.1\r\nHost: test\r\n\r\n")
+        assert echoed(c.read_response().body, "path") == "/c"
+
+
+def test_a_pipelined_expect_100_continue_follows_the_held_response(drover):
+    # Request 2 waits for its 100 Continue: it must go out, after
+    # response 1, before the body comes.
+    srv = drover(ECHO)
+    with RawConn(srv.port) as c:
+        c.send(request("GET", "/one") +
+               b"POST /two HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        assert echoed(c.read_response().body, "path") == "/one"
+        while b"\r\n\r\n" not in c.buf:
+            c._fill()
+        assert c.buf.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        c.buf = c.buf[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        c.send(b"body")
+        r = c.read_response()
+        assert echoed(r.body, "path") == "/two"
+        assert r.body.endswith(b"\n\nbody")
+
+
 def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(drover):
     srv = drover(TESTAPP, "--keep-alive", "1")
     with RawConn(srv.port) as c:
