@@ -667,9 +667,6 @@ static int send_file(struct drv_conn *c)
     return 0;
 }
 
-/* Write what the output buffer holds, topping it up from a streamed body
- * while the socket takes it; a file body goes out with sendfile(2) once
- * the buffer (head, held bytes) is empty. */
 /* One write of what `out` holds. Returns the bytes written, 0 when the
  * socket takes no more for now, or -1 when the connection failed (and is
  * closed). */
@@ -711,6 +708,9 @@ static void write_held(struct drv_conn *c)
     conn_set_events(c, EV_READ);
 }
 
+/* Write what the output buffer holds, topping it up from a streamed body
+ * while the socket takes it; a file body goes out with sendfile(2) once
+ * the buffer (head, held bytes) is empty. */
 static void flush(struct drv_conn *c)
 {
     struct drv_response *r = &c->x->res;
@@ -771,11 +771,9 @@ static void send_continue(struct drv_conn *c)
             n = 0;
         drv_buf_append(&c->out, line + n, sizeof(line) - 1 - (size_t)n);
     } else {
-        /* After responses held for pipelining (process): in order, now,
-         * since the client waits for it to send the body. */
+        /* Behind responses held for pipelining: it goes out with them at
+         * the end of process()'s batch, in order. */
         drv_buf_append(&c->out, line, sizeof(line) - 1);
-        if (c->state == C_READING)
-            write_held(c);
     }
 }
 

@@ -71,6 +71,15 @@ static void start_accepting(struct drv_worker *w)
         ev_io_start(w->loop, &w->accepts[k].io);
 }
 
+/* Accept again, unless something still says not to: a stop, the
+ * connection limit, or a pause (out of descriptors, or balancing). */
+static void resume_accepting(struct drv_worker *w)
+{
+    if (!w->stopping && !w->full && !ev_is_active(&w->accept_pause) &&
+        !ev_is_active(&w->balance_pause))
+        start_accepting(w);
+}
+
 /* --worker-connections: at the limit, leave new connections in the
  * kernel's backlog (for a sibling, or for us once one closes: see
  * on_reap). */
@@ -128,9 +137,7 @@ static void on_balance_pause(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
-    struct drv_worker *w = drv_container_of(t, struct drv_worker, balance_pause);
-    if (!w->stopping && !w->full && !ev_is_active(&w->accept_pause))
-        start_accepting(w);
+    resume_accepting(drv_container_of(t, struct drv_worker, balance_pause));
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
@@ -174,11 +181,8 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 static void on_accept_pause(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
-    struct drv_worker *w = drv_container_of(t, struct drv_worker, accept_pause);
     (void)loop;
-    if (w->stopping || w->full)
-        return;
-    start_accepting(w);
+    resume_accepting(drv_container_of(t, struct drv_worker, accept_pause));
 }
 
 static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -188,9 +192,7 @@ static void on_reap(struct ev_loop *loop, ev_prepare *p, int revents)
     drv_conns_reap(&w->conns);
     if (w->full && w->conns.n < (size_t)w->settings->worker_connections) {
         w->full = false;
-        if (!w->stopping && !ev_is_active(&w->accept_pause) &&
-            !ev_is_active(&w->balance_pause))
-            start_accepting(w);
+        resume_accepting(w);
     }
     drv_response_clock((time_t)ev_now(loop));
     if (w->slot)
